@@ -1,0 +1,50 @@
+"""The `diver-lite` command group. Library exceptions become one line with the fix and exit code 2 (input or
+usage) or 1 (runtime)."""
+
+import sys
+
+import click
+
+from diver_lite import __version__
+from diver_lite.errors import DiverLiteError
+
+
+class DiverGroup(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DiverLiteError as e:
+            click.echo(f"Error: {e.message}" + (f" -- fix: {e.hint}" if e.hint else ""), err=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("\nInterrupted. Finished images are kept; run the same command with --resume to go on.",
+                       err=True)
+            sys.exit(130)
+
+
+@click.group(cls=DiverGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(__version__, prog_name="diver-lite")
+def cli():
+    """Repair distilled datasets with DIVER: a pretrained class-conditional diffusion transformer (DiT) pulls each
+    distilled image back toward natural images while keeping its semantics.
+
+    \b
+    Start with:  diver-lite recover --help
+    """
+
+
+def _register():
+    from .recover import recover
+
+    cli.add_command(recover)
+
+
+_register()
+
+
+def main():
+    cli(prog_name="diver-lite")
+
+
+if __name__ == "__main__":
+    main()

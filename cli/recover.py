@@ -1,0 +1,143 @@
+"""`diver-lite recover`: distilled set in, recovered set out."""
+
+from pathlib import Path
+
+import click
+
+from diver_lite.config import LABEL_PHASES, METHOD_PRESETS, PIXEL_RANGES, SAMPLERS, RecoverConfig
+from diver_lite.data import LAYOUTS, PIXEL_SPACES
+from diver_lite.errors import ConfigError, InputError
+
+EXAMPLE = """
+\b
+Examples:
+  # try it: a tiny random-weight DiT (not for results) on the shipped demo set
+  diver-lite recover examples/demo_dm_ipc1.pt -o out/demo --model tiny-random
+\b
+  # a DM set of ImageNette at IPC 1 with DiT-XL/2 from a local diffusers folder
+  diver-lite recover res_DM_imagenette_ConvNet_1ipc.pt -o out/dm --model ./DiT-XL-2-256 \\
+      --subset imagenette --method dm --ipc 1
+\b
+  # the original checkpoint, with the VAE from the local Hugging Face cache
+  diver-lite recover mtt_run/ -o out/mtt --model DiT-XL-2-256x256.pt --vae stabilityai/sd-vae-ft-mse
+"""
+
+
+def _window(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        low, high = (int(v) for v in value.split(":"))
+    except ValueError:
+        raise click.BadParameter("give LOW:HIGH, e.g. 0:6")
+    return low, high
+
+
+def _class_map(path: Path | None):
+    if path is None:
+        return None
+    from diver_lite.classmap import parse_class_map_json
+
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise InputError(f"cannot read class map {path}: {e.strerror}", "check the path")
+    return parse_class_map_json(text, str(path))
+
+
+@click.command(epilog=EXAMPLE, context_settings={"show_default": True})
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
+              help="Output folder: the recovered set in the input's layout, png/, grid.png, report.json/.md.")
+@click.option("--layout", type=click.Choice(LAYOUTS), default=None, help="Input layout; detected when omitted.")
+@click.option("--pixel-space", type=click.Choice(PIXEL_SPACES), default=None,
+              help="Pixel space of the stored images; the layout's convention when omitted.")
+@click.option("--subset", default=None, help="Built-in ImageNet class map (imagenette, imagewoof, imagemeow, "
+              "imagesquawk, imagefruit, imageyellow) or 'identity'.")
+@click.option("--class-map", type=click.Path(path_type=Path), default=None,
+              help="JSON list of DiT class ids, one per local label.")
+@click.option("--model", default=None, help="Diffusers DiT folder, original DiT .pt, repo id in the local HF "
+              "cache, or tiny-random.")
+@click.option("--vae", default=None, help="AutoencoderKL folder or cached repo id (needed with an original .pt).")
+@click.option("--method", type=click.Choice(sorted(METHOD_PRESETS)), default=None,
+              help="Distillation method: takes PReDD's t_init/K for --ipc unless --t-init/--steps are given.")
+@click.option("--ipc", type=click.IntRange(min=1), default=1, help="Images per class, with --method.")
+@click.option("--t-init", type=click.IntRange(min=0), default=None, help="Sampling index the inherited latent is "
+              "noised to (of --sampling-steps).  [default: 10]")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="K, reverse steps run at indices "
+              "K-1..0.  [default: 15]")
+@click.option("--align/--no-align", default=False, help="Start the reverse process at t_init (K = t_init + 1).")
+@click.option("--sampling-steps", type=click.IntRange(min=2), default=50, help="Respaced schedule length S.")
+@click.option("--cfg-scale", type=click.FloatRange(min=0), default=4.0, help="Classifier-free guidance scale s.")
+@click.option("--cfg-channels", type=click.Choice(["3", "4"]), default="3",
+              help="Latent channels CFG acts on: 3 as the original DiT, 4 as diffusers.")
+@click.option("--guidance-scale", type=click.FloatRange(min=0), default=0.5,
+              help="Semantic guidance lambda; 0 turns it off (PReDD).")
+@click.option("--guidance-window", callback=_window, default=None, metavar="LOW:HIGH",
+              help="Step indices where guidance acts.  [default: 0:floor(K/2)-1]")
+@click.option("--no-sigma-scaling", is_flag=True, help="Do not scale the guidance by the learned sigma.")
+@click.option("--label-phase", type=click.Choice(LABEL_PHASES), default="concrete",
+              help="concrete: labels, CFG and guidance only in the late phase; all: every step (PReDD).")
+@click.option("--sampler", type=click.Choice(SAMPLERS), default="ddim", help="ddim (eta=0) or ddpm (PReDD).")
+@click.option("--pixel-range", type=click.Choice(PIXEL_RANGES), default="auto",
+              help="auto: map the input's pixel space to the VAE's [-1,1]; raw: feed stored values (PReDD).")
+@click.option("--keep-size", is_flag=True, help="Write the model-size (e.g. 256²) result, not the input size.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, help="Images per DiT batch.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, help="Run seed; each image has its own stream.")
+@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in the same -o folder.")
+@click.option("--overwrite", is_flag=True, help="Replace a previous run in the -o folder.")
+@click.option("--no-png", is_flag=True, help="Skip png/ and grid.png.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae, method, ipc, t_init, steps, align,
+            sampling_steps, cfg_scale, cfg_channels, guidance_scale, guidance_window, no_sigma_scaling,
+            label_phase, sampler, pixel_range, keep_size, batch_size, seed, device, resume, overwrite, no_png,
+            quiet):
+    """Recover a distilled set with DIVER (semantic inheritance, guidance and fusion).
+
+    INPUT is a distilled set: a DM .pt, an MTT/EDF or GLaD folder (images_best.pt), an NCFM .pt, an image
+    folder (<class>/<image>.png) or an .npz. The recovered set is written under -o in the same layout.
+    """
+    from tqdm import tqdm
+
+    from diver_lite.pipeline import recover as run_recover
+
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite contradict each other", "pass only one of them")
+    options = dict(align=align, num_sampling_steps=sampling_steps, cfg_scale=cfg_scale,
+                   cfg_channels=int(cfg_channels), guidance_scale=guidance_scale, guidance_window=guidance_window,
+                   sigma_scaling=not no_sigma_scaling, label_phase=label_phase, sampler=sampler,
+                   pixel_range=pixel_range, keep_size=keep_size, seed=seed, batch_size=batch_size)
+    if t_init is not None:
+        options["t_init"] = t_init
+    if steps is not None:
+        options["steps"] = steps
+    if method is not None:
+        config = RecoverConfig.from_preset(method, ipc, **options)
+    else:
+        config = RecoverConfig(**options)
+
+    bar = None
+
+    def progress(p):
+        nonlocal bar
+        if quiet:
+            return
+        if bar is None:
+            bar = tqdm(total=p.total, initial=p.done - p.images_this_run, unit="img", desc="recover",
+                       dynamic_ncols=True)
+        bar.n = p.done
+        bar.refresh()
+
+    log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    try:
+        report = run_recover(input_path, out, config, model=model, vae=vae, layout=layout, pixel_space=pixel_space,
+                             subset=subset, class_map=_class_map(class_map), device=device, resume=resume,
+                             overwrite=overwrite, write_pngs=not no_png, progress=progress, log=log)
+    finally:
+        if bar is not None:
+            bar.close()
+    t = report["timings_s"]
+    per = f", {t['per_image']:.2f} s/image" if "per_image" in t else ""
+    click.echo(f"Recovered {report['input']['images']} images ({report['images_this_run']} this run{per}) in "
+               f"{t['total']:.1f} s -> {report['output']['set']}; report: {Path(out) / 'report.md'}")

@@ -1,0 +1,353 @@
+"""Distilled-set readers and writers for the layouts of SPEC §1, detected or named.
+
+A set is read into `DistilledSet` (float images in a named pixel space, labels hard or soft) and written back in
+the same layout, so the recovered set is a drop-in replacement. Files from others are untrusted: tensors are loaded
+with `torch.load(..., weights_only=True)`, which refuses pickled code.
+"""
+
+import os
+import pickle
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import InputError
+
+LAYOUTS = ("dm", "mtt", "ncfm", "glad", "folder", "npz")
+PIXEL_SPACES = ("imagenet", "unit", "symmetric")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+# Layouts whose tensors are ImageNet mean/std normalised (SPEC §1); NCFM is [0, 1]; images on disk are uint8.
+DEFAULT_PIXEL_SPACE = {"dm": "imagenet", "mtt": "imagenet", "glad": "imagenet", "ncfm": "unit", "folder": "unit"}
+
+
+@dataclass
+class DistilledSet:
+    images: torch.Tensor          # [N, C, H, W] float32, C in {1, 3}, H == W; NCFM: the 2x2 mosaics
+    labels: torch.Tensor          # [N] int64, or soft [N, num_classes] float
+    layout: str                   # one of LAYOUTS
+    pixel_space: str              # one of PIXEL_SPACES
+    source: Path
+    extra: dict = field(default_factory=dict)  # what the writer needs to reproduce the layout
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def hard_labels(self) -> torch.Tensor:
+        """[N] int64: soft labels map to their argmax (the DiT class); the set keeps the soft ones."""
+        return self.labels.argmax(dim=1) if self.labels.ndim == 2 else self.labels
+
+    @property
+    def num_labels(self) -> int:
+        return self.labels.shape[1] if self.labels.ndim == 2 else int(self.labels.max()) + 1
+
+    def with_images(self, images: torch.Tensor) -> "DistilledSet":
+        return replace(self, images=images)
+
+
+# ----------------------------------------------------------------------------------------------------- reading
+
+def load_tensors(path: Path):
+    """torch.load restricted to tensors and plain containers; anything else is refused, never executed."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"{path} holds pickled objects that are not tensors; refused without running them "
+                         f"({first[:160]})", "re-save the set with plain tensors, lists and dicts")
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise InputError(f"{path} is not a readable torch file: {str(e).splitlines()[0][:160]}",
+                         "check that the file is complete (not truncated) and was written by torch.save")
+
+
+def detect_layout(path: Path) -> str:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path} does not exist", "give the path of the distilled set (a .pt, .npz or folder)")
+    if path.is_dir():
+        if (path / "images_best.pt").is_file():
+            return "mtt" if (path / "labels_best.pt").is_file() else "glad"
+        if any(p.is_dir() and _image_files(p) for p in path.iterdir()):
+            return "folder"
+        raise InputError(f"{path} is a folder with neither images_best.pt (MTT/EDF/GLaD) nor <class>/<image> "
+                         f"subfolders (image folder); found: {_listing(path)}", "point at the set itself")
+    if path.suffix == ".npz":
+        return "npz"
+    obj = load_tensors(path)
+    if isinstance(obj, dict) and "data" in obj:
+        return "dm"
+    if isinstance(obj, (list, tuple)) and len(obj) == 2 and all(torch.is_tensor(t) for t in obj):
+        return "ncfm"
+    raise InputError(f"{path} matches no layout: tried dm (dict with 'data'), ncfm (list [X, y]); found "
+                     f"{_describe(obj)}", "name the layout with --layout or convert the file")
+
+
+def read_set(path: str | os.PathLike, layout: str | None = None, pixel_space: str | None = None) -> DistilledSet:
+    """Read a distilled set. `layout` None: detected. `pixel_space` None: the layout's convention."""
+    path = Path(path)
+    layout = layout or detect_layout(path)
+    if layout not in LAYOUTS:
+        raise InputError(f"unknown layout {layout!r}", f"use one of {', '.join(LAYOUTS)}")
+    if not path.exists():
+        raise InputError(f"{path} does not exist", "give the path of the distilled set")
+    reader = {"dm": _read_dm, "mtt": _read_mtt, "glad": _read_glad, "ncfm": _read_ncfm,
+              "folder": _read_folder, "npz": _read_npz}[layout]
+    images, labels, extra, space = reader(path)
+    space = pixel_space or space
+    if space not in PIXEL_SPACES:
+        raise InputError(f"unknown pixel space {space!r}", f"use one of {', '.join(PIXEL_SPACES)}")
+    dset = DistilledSet(images, labels, layout, space, path, extra)
+    validate_set(dset)
+    return dset
+
+
+def validate_set(dset: DistilledSet) -> None:
+    x, y, src = dset.images, dset.labels, dset.source
+    if not torch.is_tensor(x) or x.ndim != 4:
+        raise InputError(f"{src}: images must be [N, C, H, W], found {_describe(x)}", "check the layout")
+    n, c, h, w = x.shape
+    if n == 0:
+        raise InputError(f"{src}: the set is empty", "give a set with at least one image")
+    if c not in (1, 3):
+        raise InputError(f"{src}: images have {c} channels", "diver-lite reads 1 (grey) or 3 (RGB) channels")
+    if h != w:
+        raise InputError(f"{src}: images are {h}x{w}, not square", "crop or pad them to a square")
+    if h < 8:
+        raise InputError(f"{src}: images are {h}x{w}", "images must be at least 8x8")
+    if dset.layout == "ncfm" and h % 2:
+        raise InputError(f"{src}: NCFM mosaics must have an even size, found {h}", "check the layout")
+    if not torch.isfinite(x).all():
+        raise InputError(f"{src}: images contain NaN or inf", "fix or drop those images first")
+    if not torch.is_tensor(y) or y.ndim not in (1, 2) or y.shape[0] != n:
+        raise InputError(f"{src}: labels must be [N] or soft [N, C] with N = {n}, found {_describe(y)}",
+                         "give one label per image")
+    if y.ndim == 1 and (y.dtype.is_floating_point or (y < 0).any()):
+        raise InputError(f"{src}: hard labels must be non-negative integers", "store labels as int64")
+
+
+def _read_dm(path: Path):
+    obj = load_tensors(path)
+    try:
+        images, labels = obj["data"][0][0], obj["data"][0][1]
+    except (KeyError, IndexError, TypeError):
+        raise InputError(f"{path} is not a DM set: expected {{'data': [[X, y]], 'res': R}}, found {_describe(obj)}",
+                         "name the right --layout")
+    extra = {"file": path.name, "keys": {k: v for k, v in obj.items() if k != "data"}}
+    return images.float(), labels, extra, DEFAULT_PIXEL_SPACE["dm"]
+
+
+def _read_mtt(path: Path):
+    images = _tensor(load_tensors(path / "images_best.pt"), path / "images_best.pt")
+    labels = _tensor(load_tensors(path / "labels_best.pt"), path / "labels_best.pt")
+    if labels.ndim == 1:
+        labels = labels.long()
+    return images.float(), labels, {}, DEFAULT_PIXEL_SPACE["mtt"]
+
+
+def _read_glad(path: Path):
+    images = _tensor(load_tensors(path / "images_best.pt"), path / "images_best.pt")
+    n, classes = images.shape[0], None
+    # GLaD stores no labels: class-major arange(C) repeated IPC times each. We need C; read it from a hint file
+    # if present, else assume 10 classes (every ImageNet subset of SPEC §1 has 10).
+    classes = 10
+    if n % classes:
+        raise InputError(f"{path}: {n} GLaD images is not a multiple of {classes} classes",
+                         "GLaD sets are class-major, IPC images per class; use the mtt layout with labels_best.pt")
+    labels = torch.arange(classes).repeat_interleave(n // classes)
+    return images.float(), labels, {}, DEFAULT_PIXEL_SPACE["glad"]
+
+
+def _read_ncfm(path: Path):
+    obj = load_tensors(path)
+    if not (isinstance(obj, (list, tuple)) and len(obj) == 2):
+        raise InputError(f"{path} is not an NCFM set: expected a list [X, y], found {_describe(obj)}",
+                         "name the right --layout")
+    images, labels = _tensor(obj[0], path), _tensor(obj[1], path)
+    if labels.ndim == 1:
+        labels = labels.long()
+    return images.float(), labels, {"file": path.name, "container": type(obj).__name__}, "unit"
+
+
+def _read_folder(path: Path):
+    from PIL import Image, UnidentifiedImageError
+
+    classes = sorted(p.name for p in path.iterdir() if p.is_dir() and _image_files(p))
+    if not classes:
+        raise InputError(f"{path} has no <class>/<image> subfolders; found: {_listing(path)}", "check the path")
+    images, labels, files = [], [], []
+    for label, name in enumerate(classes):
+        for f in _image_files(path / name):
+            try:
+                with Image.open(f) as im:
+                    arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+            except (UnidentifiedImageError, OSError) as e:
+                raise InputError(f"{f} is not a readable image: {e}", "remove or re-save it")
+            images.append(torch.from_numpy(arr.copy()).permute(2, 0, 1))
+            labels.append(label)
+            files.append(f.relative_to(path).as_posix())
+    sizes = {tuple(im.shape) for im in images}
+    if len(sizes) > 1:
+        raise InputError(f"{path}: images differ in size {sorted(sizes)[:3]}", "resize them to one size first")
+    x = torch.stack(images).float() / 255.0
+    return x, torch.tensor(labels, dtype=torch.long), {"classes": classes, "files": files}, "unit"
+
+
+def _read_npz(path: Path):
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise InputError(f"{path} is not a readable npz (object arrays are refused): {str(e)[:160]}",
+                         "save with numpy.savez and plain numeric arrays")
+    if "images" not in arrays or "labels" not in arrays:
+        raise InputError(f"{path} must hold 'images' [N,H,W,3] and 'labels' [N]; found keys {sorted(arrays)}",
+                         "rename the arrays")
+    imgs = arrays["images"]
+    if imgs.ndim == 3:
+        imgs = imgs[..., None]
+    if imgs.ndim != 4 or imgs.shape[-1] not in (1, 3):
+        raise InputError(f"{path}: 'images' must be [N, H, W, 3], found shape {imgs.shape}", "store channels last")
+    dtype = str(imgs.dtype)
+    x = torch.from_numpy(np.ascontiguousarray(imgs)).permute(0, 3, 1, 2).float()
+    if imgs.dtype == np.uint8:
+        x, space = x / 255.0, "unit"
+    elif "pixel_space" in arrays:
+        space = str(arrays["pixel_space"])
+    else:
+        space = detect_pixel_space(x)
+    labels = torch.from_numpy(arrays["labels"])
+    if labels.ndim == 1:
+        if labels.dtype.is_floating_point:
+            raise InputError(f"{path}: 'labels' must be integers", "store labels as int64")
+        labels = labels.long()
+    else:
+        labels = labels.float()
+    extra = {"file": path.name, "dtype": dtype, "channels_last": True,
+             "other": {k: v for k, v in arrays.items() if k not in ("images", "labels")}}
+    return x, labels, extra, space
+
+
+def detect_pixel_space(x: torch.Tensor) -> str:
+    """[0, 1] -> unit, [-1, 1] -> symmetric, anything wider -> ImageNet mean/std normalised."""
+    lo, hi = float(x.min()), float(x.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return "unit"
+    if lo >= -1.0 and hi <= 1.0:
+        return "symmetric"
+    return "imagenet"
+
+
+# ----------------------------------------------------------------------------------------------------- writing
+
+def write_set(dset: DistilledSet, out: Path) -> Path:
+    """Write `dset` in its own layout under folder `out`; returns the path of the set. Every file is written to
+    a temporary name and renamed, so a crash never leaves a half-written set."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    x, y = dset.images.detach().cpu().contiguous(), dset.labels.detach().cpu()
+    if dset.layout == "dm":
+        target = out / dset.extra.get("file", "dm_set.pt")
+        obj = dict(dset.extra.get("keys", {}))
+        obj["data"] = [[x, y]]
+        obj["res"] = x.shape[-1]
+        atomic_torch_save(obj, target)
+    elif dset.layout == "ncfm":
+        target = out / dset.extra.get("file", "ncfm_set.pt")
+        container = [x, y] if dset.extra.get("container", "list") == "list" else (x, y)
+        atomic_torch_save(container, target)
+    elif dset.layout in ("mtt", "glad"):
+        target = out / dset.source.name
+        target.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save(x, target / "images_best.pt")
+        if dset.layout == "mtt":
+            atomic_torch_save(y, target / "labels_best.pt")
+    elif dset.layout == "folder":
+        target = out / dset.source.name
+        files = dset.extra.get("files") or [f"{int(l)}/{i:06d}.png" for i, l in enumerate(dset.hard_labels)]
+        for img, rel in zip(x, files):
+            save_png(img, target / rel, "unit")
+    elif dset.layout == "npz":
+        target = out / dset.extra.get("file", "set.npz")
+        arr = x.permute(0, 2, 3, 1).numpy()
+        if dset.extra.get("dtype") == "uint8":
+            arr = (arr.clip(0, 1) * 255.0).round().astype(np.uint8)
+        else:
+            arr = arr.astype(dset.extra.get("dtype", "float32"))
+        arrays = dict(dset.extra.get("other", {}))
+        arrays.update(images=arr, labels=y.numpy())
+        atomic_write(target, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
+    else:
+        raise InputError(f"cannot write layout {dset.layout!r}", f"use one of {', '.join(LAYOUTS)}")
+    return target
+
+
+def to_display(img: torch.Tensor, pixel_space: str) -> torch.Tensor:
+    """[C, H, W] in a pixel space -> [H, W, 3] uint8 for a PNG. Values outside the range are clipped."""
+    from .prepare import to_unit
+
+    u = to_unit(img[None].float(), pixel_space)[0].clamp(0, 1)
+    if u.shape[0] == 1:
+        u = u.expand(3, -1, -1)
+    return (u * 255.0).round().to(torch.uint8).permute(1, 2, 0)
+
+
+def save_png(img: torch.Tensor, path: Path, pixel_space: str) -> None:
+    from PIL import Image
+
+    arr = to_display(img, pixel_space).numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP"}.get(path.suffix.lower(), "PNG")
+    atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format=fmt), suffix=path.suffix)
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def atomic_write(path: Path, write, suffix: str = "") -> None:
+    """Write through `write(tmp_path)` next to `path`, fsync, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# ----------------------------------------------------------------------------------------------------- helpers
+
+def _tensor(obj, path: Path) -> torch.Tensor:
+    if not torch.is_tensor(obj):
+        raise InputError(f"{path} should hold a tensor, found {_describe(obj)}", "check the layout")
+    return obj
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _listing(path: Path, limit: int = 5) -> str:
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())
+    return ", ".join(names[:limit]) + (" ..." if len(names) > limit else "") if names else "nothing"
+
+
+def _describe(obj) -> str:
+    if torch.is_tensor(obj) or isinstance(obj, np.ndarray):
+        return f"{type(obj).__name__} of shape {tuple(obj.shape)}"
+    if isinstance(obj, dict):
+        return f"dict with keys {sorted(map(str, obj))[:6]}"
+    if isinstance(obj, (list, tuple)):
+        return f"{type(obj).__name__} of {len(obj)} items"
+    return type(obj).__name__

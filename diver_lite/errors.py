@@ -1,0 +1,51 @@
+"""The library's exceptions. The CLI turns each into one line with the fix and an exit code.
+
+Exit code 2: the user can fix the input or the command line. Exit code 1: something failed while running.
+"""
+
+
+class DiverLiteError(Exception):
+    """Base class. `hint` says how to fix it; `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(DiverLiteError):
+    """An option value or a combination of options is invalid."""
+
+    exit_code = 2
+
+
+class InputError(DiverLiteError):
+    """A distilled set (or class map) cannot be read or does not match any layout."""
+
+    exit_code = 2
+
+
+class ModelError(DiverLiteError):
+    """A model folder or checkpoint is missing, incomplete or of the wrong shape."""
+
+    exit_code = 2
+
+
+class OutputError(DiverLiteError):
+    """The output folder exists, cannot be written, or belongs to a different run."""
+
+    exit_code = 2
+
+
+class MissingDependencyError(DiverLiteError):
+    """An optional package is needed for the requested feature."""
+
+    exit_code = 2
+
+    def __init__(self, package: str, feature: str, install: str):
+        super().__init__(f"{feature} needs the package '{package}'", f"install it: {install}")

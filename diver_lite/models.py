@@ -1,0 +1,304 @@
+"""Loading the DiT and the VAE, in one place: a diffusers folder (as facebook/DiT-XL-2-256 is laid out), a repo id
+resolved from the local Hugging Face cache (never downloaded), or the original DiT checkpoint converted in memory.
+Sizes (image, latent, channels, null class) always come from the model configs."""
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .dit_checkpoint import dit_config_from_state_dict, original_to_diffusers
+from .errors import MissingDependencyError, ModelError
+
+# DiT's diffusion (SPEC §2): 1000 steps, linear betas 1e-4 .. 0.02.
+DIT_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear"}
+SD_VAE_SCALING = 0.18215
+TINY_RANDOM = "tiny-random"
+
+
+@dataclass
+class DiverModels:
+    transformer: "torch.nn.Module"   # diffusers DiTTransformer2DModel (learned sigma: out = 2 x in channels)
+    vae: "torch.nn.Module"           # diffusers AutoencoderKL
+    schedule: dict = field(default_factory=lambda: dict(DIT_SCHEDULE))
+    source: str = ""
+    tied_parameters: int = 0         # parameters saved by sharing the per-block embedders
+
+    @property
+    def latent_channels(self) -> int:
+        return self.transformer.config.in_channels
+
+    @property
+    def latent_size(self) -> int:
+        return self.transformer.config.sample_size
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def image_size(self) -> int:
+        return self.latent_size * self.vae_scale_factor
+
+    @property
+    def scaling_factor(self) -> float:
+        return float(self.vae.config.scaling_factor)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.transformer.config.num_embeds_ada_norm)
+
+    @property
+    def null_class(self) -> int:
+        """The CFG null label: the extra last row of the class table (1000 for DiT-XL/2)."""
+        return self.num_classes
+
+    @property
+    def learned_sigma(self) -> bool:
+        return self.transformer.config.out_channels == 2 * self.latent_channels
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    def describe(self) -> dict:
+        count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731 (parameters() skips shared ones)
+        return {"source": self.source, "image_size": self.image_size, "latent": [self.latent_channels,
+                self.latent_size, self.latent_size], "num_classes": self.num_classes,
+                "transformer_parameters": count(self.transformer), "vae_parameters": count(self.vae),
+                "tied_parameters": self.tied_parameters}
+
+
+def load_models(model: str | os.PathLike | None, vae: str | os.PathLike | None = None,
+                device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                tie: bool = True, num_heads: int | None = None) -> DiverModels:
+    """`model`: a diffusers folder, an original DiT .pt/.pth/.safetensors checkpoint, a repo id in the local HF
+    cache, or "tiny-random" (a 2-layer DiT with random weights: for trying the tool, never for results).
+    `num_heads`: for an original checkpoint whose hidden size is not one of DiT's named sizes."""
+    if model is None:
+        raise ModelError("no model given", "pass --model (a diffusers DiT folder, DiT-XL-2-256x256.pt, a cached "
+                         "repo id such as facebook/DiT-XL-2-256, or tiny-random to try the tool)")
+    if str(model) == TINY_RANDOM:
+        models = build_tiny_models(seed=0)
+    else:
+        path = Path(model)
+        if path.is_dir():
+            models = _load_diffusers_folder(path, vae)
+        elif path.is_file():
+            models = _load_original_checkpoint(path, vae, num_heads)
+        elif path.suffix in (".pt", ".pth", ".safetensors", ".bin") or os.sep in str(model) and not _looks_like_repo(
+                str(model)):
+            raise ModelError(f"model {model} does not exist", "check the path given to --model")
+        else:
+            models = _load_diffusers_folder(resolve_cached_repo(str(model)), vae)
+    if tie:
+        models.tied_parameters = tie_embedders(models.transformer)
+    for module in (models.transformer, models.vae):
+        module.to(device=device).eval().requires_grad_(False)
+        if next(module.parameters()).dtype != dtype:
+            module.to(dtype=dtype)
+    return models
+
+
+def _looks_like_repo(name: str) -> bool:
+    return name.count("/") == 1 and not name.startswith((".", "/"))
+
+
+def resolve_cached_repo(repo_id: str) -> Path:
+    """A repo id -> its folder in the local Hugging Face cache. Never downloads."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError, ValueError) as e:
+        raise ModelError(f"{repo_id} is neither a folder nor in the local Hugging Face cache ({type(e).__name__})",
+                         "download it once where a network is allowed (hf download "
+                         f"{repo_id}) or pass a local folder")
+
+
+def _missing(folder: Path, needed: list[str]) -> list[str]:
+    out = []
+    for rel in needed:
+        options = rel.split("|")
+        if not any((folder / o).exists() for o in options):
+            out.append(" or ".join(options))
+    return out
+
+
+WEIGHTS = "diffusion_pytorch_model.safetensors|diffusion_pytorch_model.bin"
+
+
+def _load_diffusers_folder(folder: Path, vae: str | os.PathLike | None) -> DiverModels:
+    from diffusers import AutoencoderKL, DiTTransformer2DModel
+
+    need = ["transformer/config.json", f"transformer/{WEIGHTS.replace('|', '|transformer/')}"]
+    if vae is None:
+        need += ["vae/config.json", f"vae/{WEIGHTS.replace('|', '|vae/')}"]
+    missing = _missing(folder, need)
+    if missing:
+        raise ModelError(f"model folder {folder} is incomplete: missing {', '.join(missing)}",
+                         "it needs transformer/ and vae/ with config.json and weights, as facebook/DiT-XL-2-256")
+    try:
+        transformer = DiTTransformer2DModel.from_pretrained(folder / "transformer", low_cpu_mem_usage=False)
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        raise ModelError(f"cannot load the DiT from {folder / 'transformer'}: {str(e).splitlines()[0][:200]}",
+                         "check that the folder holds a DiTTransformer2DModel")
+    vae_model = _load_vae(vae if vae is not None else folder / "vae")
+    return _checked(DiverModels(transformer, vae_model, _read_schedule(folder / "scheduler"), str(folder)))
+
+
+def _load_vae(vae: str | os.PathLike) -> "torch.nn.Module":
+    from diffusers import AutoencoderKL
+
+    path = Path(vae)
+    if not path.is_dir():
+        path = resolve_cached_repo(str(vae)) if _looks_like_repo(str(vae)) else path
+    missing = _missing(path, ["config.json", WEIGHTS]) if path.is_dir() else ["the folder itself"]
+    if missing:
+        raise ModelError(f"VAE folder {path} is incomplete: missing {', '.join(missing)}",
+                         "pass --vae with an AutoencoderKL folder (e.g. stabilityai/sd-vae-ft-mse)")
+    try:
+        return AutoencoderKL.from_pretrained(path, low_cpu_mem_usage=False)
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        raise ModelError(f"cannot load the VAE from {path}: {str(e).splitlines()[0][:200]}",
+                         "check that the folder holds an AutoencoderKL")
+
+
+def _read_schedule(folder: Path) -> dict:
+    cfg_file = folder / "scheduler_config.json"
+    schedule = dict(DIT_SCHEDULE)
+    if cfg_file.is_file():
+        cfg = json.loads(cfg_file.read_text())
+        schedule.update({k: cfg[k] for k in DIT_SCHEDULE if k in cfg})
+    return schedule
+
+
+def _load_original_checkpoint(path: Path, vae: str | os.PathLike | None,
+                              num_heads: int | None = None) -> DiverModels:
+    """The original DiT state dict (e.g. DiT-XL-2-256x256.pt); a training checkpoint's 'ema' weights if present."""
+    from diffusers import DiTTransformer2DModel
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        sd = load_file(str(path))
+    else:
+        from .data import load_tensors
+
+        try:
+            sd = load_tensors(path)
+        except Exception as e:  # an InputError's wording is about sets; say it about models
+            raise ModelError(f"cannot read checkpoint {path}: {e}", "give DiT's original .pt state dict")
+    if isinstance(sd, dict) and "ema" in sd and isinstance(sd["ema"], dict):
+        sd = sd["ema"]
+    if not isinstance(sd, dict) or "x_embedder.proj.weight" not in sd:
+        keys = sorted(sd)[:4] if isinstance(sd, dict) else type(sd).__name__
+        raise ModelError(f"{path} is not an original DiT checkpoint (found {keys})",
+                         "give DiT-XL-2-256x256.pt or a diffusers model folder")
+    try:
+        config = dit_config_from_state_dict(sd, num_heads)
+        converted = original_to_diffusers(sd, config["num_layers"])
+        transformer = DiTTransformer2DModel(**config)
+        missing, unexpected = transformer.load_state_dict(converted, strict=False)
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise ModelError(f"{path} has the wrong keys or shapes for a DiT: {str(e).splitlines()[0][:200]}",
+                         "give an unmodified DiT checkpoint")
+    if [k for k in missing if "pos_embed.pos_embed" not in k] or unexpected:
+        raise ModelError(f"{path}: keys missing {missing[:3]} / unexpected {unexpected[:3]}", "check the checkpoint")
+    if vae is None:
+        vae = _default_vae()
+    return _checked(DiverModels(transformer, _load_vae(vae), dict(DIT_SCHEDULE), str(path)))
+
+
+def _default_vae() -> str:
+    for repo in ("stabilityai/sd-vae-ft-mse", "stabilityai/sd-vae-ft-ema"):
+        try:
+            resolve_cached_repo(repo)
+            return repo
+        except ModelError:
+            continue
+    raise ModelError("an original DiT checkpoint needs a VAE and none is in the local cache",
+                     "pass --vae with an AutoencoderKL folder (DiT uses stabilityai/sd-vae-ft-mse)")
+
+
+def _checked(models: DiverModels) -> DiverModels:
+    t, v = models.transformer.config, models.vae.config
+    if v.latent_channels != t.in_channels:
+        raise ModelError(f"the VAE makes {v.latent_channels}-channel latents but the DiT takes {t.in_channels}",
+                         "pair the DiT with the VAE it was trained with")
+    if not models.learned_sigma:
+        raise ModelError(f"the DiT outputs {t.out_channels} channels, not 2 x {t.in_channels} (learned sigma)",
+                         "DIVER's guidance needs a learned-sigma DiT such as DiT-XL/2")
+    return models
+
+
+def tie_embedders(transformer) -> int:
+    """Share block 0's timestep/class embedder with every block. diffusers keeps one identical copy per block
+    (28 in DiT-XL/2, 75 M parameters); the forward is unchanged. Returns the parameters saved (0 if the copies
+    differ, e.g. after fine-tuning, in which case nothing is tied)."""
+    blocks = transformer.transformer_blocks
+    first = blocks[0].norm1.emb
+    if first is None:
+        return 0
+    ref = first.state_dict()
+    for block in blocks[1:]:
+        other = block.norm1.emb
+        if other is first:
+            continue
+        if other is None or any(not torch.equal(v, other.state_dict()[k]) for k, v in ref.items()):
+            return 0
+    saved = 0
+    for block in blocks[1:]:
+        if block.norm1.emb is not first:
+            saved += sum(p.numel() for p in block.norm1.emb.parameters())
+            block.norm1.emb = first
+    return saved
+
+
+def untied_state_dict(module: "torch.nn.Module") -> dict[str, torch.Tensor]:
+    """A state dict whose shared tensors are copies, as safetensors requires."""
+    seen, out = set(), {}
+    for k, v in module.state_dict().items():
+        out[k] = v.clone() if v.data_ptr() in seen else v
+        seen.add(v.data_ptr())
+    return out
+
+
+def save_models(models: DiverModels, folder: str | os.PathLike) -> Path:
+    """Write a diffusers folder (transformer/, vae/, scheduler/) that `load_models` reads back."""
+    from diffusers import DDPMScheduler
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    for name, module in (("transformer", models.transformer), ("vae", models.vae)):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        module.save_config(folder / name)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in untied_state_dict(module).items()}
+        save_file(tensors, str(folder / name / "diffusion_pytorch_model.safetensors"), metadata={"format": "pt"})
+    DDPMScheduler(**models.schedule).save_pretrained(folder / "scheduler")
+    return folder
+
+
+def build_tiny_models(seed: int = 0, num_classes: int = 1000, image_size: int = 32) -> DiverModels:
+    """A 2-layer DiT and a small VAE of the same diffusers classes and latent layout as DiT-XL/2 + sd-vae
+    (4-channel latent at image_size / 8, learned sigma), with random weights from `seed`."""
+    from diffusers import AutoencoderKL, DiTTransformer2DModel
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 16, 32, 32),
+                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                        layers_per_block=1, norm_num_groups=8, sample_size=image_size,
+                        scaling_factor=SD_VAE_SCALING)
+    transformer = DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4,
+                                        out_channels=8, num_layers=2, sample_size=image_size // 8, patch_size=2,
+                                        num_embeds_ada_norm=num_classes, norm_num_groups=1)
+    # A real DiT has one embedder that diffusers copies into every block; make the copies equal, as there.
+    shared = transformer.transformer_blocks[0].norm1.emb.state_dict()
+    for block in transformer.transformer_blocks[1:]:
+        block.norm1.emb.load_state_dict(shared)
+    # eval(): in train mode diffusers' label embedder drops labels at random (CFG training dropout).
+    return DiverModels(transformer.eval(), vae.eval(), dict(DIT_SCHEDULE), TINY_RANDOM)
+

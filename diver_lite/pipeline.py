@@ -1,0 +1,166 @@
+"""recover(): the one place that reads a distilled set, runs DIVER on it, and writes the recovered set, its PNGs
+and its report. Resumable: each finished image is kept under OUT/.diver-lite/ and a restarted run redoes at most
+the batch that was cut off; batches are fixed index blocks, so a resumed run computes exactly what an
+uninterrupted one would."""
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .classmap import resolve_class_map
+from .config import RecoverConfig
+from .data import DistilledSet, atomic_write, read_set, save_png, write_set
+from .errors import ConfigError, OutputError
+from .models import DiverModels, load_models
+from .recovery import StageTimes, recover_batch
+from .report import before_after_grid, device_name, peak_memory_mb, render_markdown, versions
+from .schedule import build_plan
+
+STATE_DIR = ".diver-lite"
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int
+    images_this_run: int
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {device!r}", "use auto, cpu, cuda or cuda:N")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but torch sees no CUDA device",
+                          "use --device cpu, or install a CUDA build of torch")
+    return dev
+
+
+def fingerprint(dset: DistilledSet) -> str:
+    h = hashlib.sha256()
+    for t in (dset.images, dset.labels):
+        h.update(str((tuple(t.shape), str(t.dtype))).encode())
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def prepare_output(out: Path, run: dict, resume: bool, overwrite: bool) -> Path:
+    """Check the output folder before any work; returns the state folder. Resuming needs the same run."""
+    state = out / STATE_DIR
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"output {out} is a file", "give a folder with -o")
+    busy = out.is_dir() and any(out.iterdir())
+    if busy and resume:
+        run_file = state / "run.json"
+        if not run_file.is_file():
+            raise OutputError(f"{out} holds no diver-lite run to resume", "drop --resume or pick another -o")
+        previous = json.loads(run_file.read_text())
+        if previous != run:
+            diff = sorted(k for k in set(run) | set(previous) if run.get(k) != previous.get(k))
+            raise OutputError(f"{out} holds a run with different {', '.join(diff)}",
+                              "resume with the same input, model and options, or pick another -o")
+    elif busy and not overwrite:
+        raise OutputError(f"output folder {out} is not empty",
+                          "pass --resume to continue that run, --overwrite to replace it, or pick another -o")
+    elif busy and overwrite:
+        shutil.rmtree(state, ignore_errors=True)
+    try:
+        (state / "images").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot write to {out}: {e.strerror}", "pick a writable -o folder")
+    atomic_write(state / "run.json", lambda tmp: Path(tmp).write_text(json.dumps(run, indent=1)))
+    return state
+
+
+def _cached(state: Path, index: int) -> Path:
+    return state / "images" / f"{index:08d}.safetensors"
+
+
+def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: RecoverConfig,
+            model: str | os.PathLike | DiverModels | None = None, vae: str | os.PathLike | None = None,
+            layout: str | None = None, pixel_space: str | None = None, subset: str | None = None,
+            class_map: tuple[int, ...] | None = None, device: str = "auto", resume: bool = False,
+            overwrite: bool = False, write_pngs: bool = True,
+            progress: Callable[[Progress], None] | None = None, log: Callable[[str], None] | None = None) -> dict:
+    """Recover the distilled set at `input_path` into folder `out`; returns the report (also written there)."""
+    from safetensors.torch import load_file, save_file
+
+    log = log or (lambda msg: None)
+    started = time.perf_counter()
+    timings = {}
+    dset = read_set(input_path, layout, pixel_space)
+    timings["read"] = time.perf_counter() - started
+
+    start = time.perf_counter()
+    dev = resolve_device(device)
+    models = model if isinstance(model, DiverModels) else load_models(model, vae, device=dev)
+    dev = models.device
+    timings["load"] = time.perf_counter() - start
+    dit_ids = torch.tensor(resolve_class_map(subset, class_map, dset.num_labels, models.num_classes))
+    dit_labels = dit_ids[dset.hard_labels]
+    plan = build_plan(config, models.schedule)
+
+    out = Path(out)
+    run = {"input": fingerprint(dset), "layout": dset.layout, "pixel_space": dset.pixel_space,
+           "model": models.source, "class_map": dit_ids.tolist(), "config": config.result_fields()}
+    run = json.loads(json.dumps(run))  # tuples -> lists, as read back from run.json
+    state = prepare_output(out, run, resume, overwrite)
+    log(f"{len(dset)} {dset.layout} images {tuple(dset.images.shape[1:])} -> {out} on {device_name(dev)}")
+
+    n, bs = len(dset), config.batch_size
+    done_before = sum(_cached(state, i).is_file() for i in range(n))
+    times, recovered_now = StageTimes(), 0
+    for lo in range(0, n, bs):
+        idx = list(range(lo, min(lo + bs, n)))
+        if all(_cached(state, i).is_file() for i in idx):
+            continue
+        y = recover_batch(models, dset.images[idx], dit_labels[idx], idx, config, plan, dset.pixel_space,
+                          mosaic=dset.layout == "ncfm", times=times)
+        for i, img in zip(idx, y):
+            atomic_write(_cached(state, i), lambda tmp, img=img: save_file({"image": img.contiguous()}, tmp))
+        recovered_now += len(idx)
+        if progress:
+            progress(Progress(idx[-1] + 1, n, recovered_now))
+    timings.update(times.seconds)
+
+    start = time.perf_counter()
+    images = torch.stack([load_file(str(_cached(state, i)))["image"] for i in range(n)])
+    result = dset.with_images(images)
+    set_path = write_set(result, out)
+    if write_pngs:
+        labels = dset.hard_labels.tolist()
+        for i in range(n):
+            save_png(images[i], out / "png" / str(labels[i]) / f"{i:06d}.png", dset.pixel_space)
+        grid = before_after_grid(dset.images, images, dset.pixel_space).numpy()
+        from PIL import Image
+
+        atomic_write(out / "grid.png", lambda tmp: Image.fromarray(grid).save(tmp, format="PNG"), suffix=".png")
+    timings["write"] = time.perf_counter() - start
+    timings["total"] = time.perf_counter() - started
+    if recovered_now:
+        timings["per_image"] = sum(times.seconds.values()) / recovered_now
+
+    report = {
+        "input": {"path": str(input_path), "layout": dset.layout, "images": n, "shape": list(dset.images.shape[1:]),
+                  "pixel_space": dset.pixel_space, "soft_labels": dset.labels.ndim == 2},
+        "output": {"set": str(set_path), "png": str(out / "png") if write_pngs else None,
+                   "grid": str(out / "grid.png") if write_pngs else None},
+        "config": config.to_dict(), "class_map": dit_ids.tolist(), "model": models.describe(),
+        "device": device_name(dev), "provider": f"torch-{dev.type}",
+        "images_this_run": recovered_now, "images_before_resume": done_before,
+        "timings_s": {k: round(v, 4) for k, v in timings.items()}, "peak_memory": peak_memory_mb(dev),
+        "versions": versions(),
+    }
+    atomic_write(out / "report.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2)))
+    atomic_write(out / "report.md", lambda tmp: Path(tmp).write_text(render_markdown(report)))
+    return report

@@ -1,0 +1,29 @@
+"""The DIVER reverse process as a plain function over a denoiser (SPEC §2 steps 2-5; no I/O, no torch needed).
+
+A denoiser is any callable `denoiser(x, timestep, class_labels, cfg_scale) -> model_output` with
+x [B, C, h, w], class_labels [B] or None (None: unconditional, the null class), returning [B, 2C, h, w]: the
+CFG-combined eps and the conditional branch's variance values. The torch DiT and an ONNX Runtime session are
+both wrapped to this call, so the same function drives both.
+"""
+
+from collections.abc import Callable
+
+from .guidance import diver_step
+from .schedule import SamplingPlan
+
+
+def diver_sample(denoiser: Callable, z_inh, eps, class_labels, plan: SamplingPlan,
+                 step_noise: Callable[[int], object] | None = None, callback: Callable | None = None):
+    """z_inh: the inherited latent [B, C, h, w] (already scaled); eps: its forward noise, same shape;
+    step_noise(i): the fresh noise of DDPM step i (unused by DDIM). Returns the recovered latent x_0."""
+    # Semantic inheritance: noise the inherited latent to sampling index t_init.
+    x = plan.init_alpha_bar ** 0.5 * z_inh + (1 - plan.init_alpha_bar) ** 0.5 * eps
+    for p in plan.steps:
+        # Semantic fusion: the step is conditional (label + CFG) only in the concrete phase.
+        out = denoiser(x, p.timestep, class_labels if p.conditional else None, p.cfg_scale)
+        noise = step_noise(p.index) if plan.sampler == "ddpm" and p.index > 0 else None
+        # Semantic guidance: pull x0_pred toward z_inh inside the window.
+        x, x0_pred = diver_step(x, out, z_inh, p, plan.sampler, noise, plan.sigma_scaling)
+        if callback is not None:
+            callback(p, x, x0_pred)
+    return x

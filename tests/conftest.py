@@ -1,0 +1,47 @@
+"""Tiny diffusers models (2-layer DiT, 4-level VAE; same classes and latent layout as DiT-XL/2 + sd-vae) and tiny
+distilled sets, built in the tests, on CPU."""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from diver_lite.models import build_tiny_models, save_models, tie_embedders  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_models():
+    models = build_tiny_models(seed=0)
+    models.tied_parameters = tie_embedders(models.transformer)
+    models.transformer.eval().requires_grad_(False)
+    models.vae.eval().requires_grad_(False)
+    return models
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-dit")
+    save_models(build_tiny_models(seed=0), folder)
+    return folder
+
+
+def make_images(n: int, size: int = 32, channels: int = 3, seed: int = 0) -> torch.Tensor:
+    """Smooth, image-like tensors in ImageNet-normalised space."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, channels, 4, 4, generator=g)
+    x = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+    mean = torch.tensor([0.485, 0.456, 0.406][:channels]).view(1, -1, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225][:channels]).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+@pytest.fixture
+def dm_file(tmp_path):
+    path = tmp_path / "dm_set.pt"
+    torch.save({"data": [[make_images(6), torch.tensor([0, 1, 2, 0, 1, 2])]], "res": 32}, path)
+    return path

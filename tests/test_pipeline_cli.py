@@ -1,0 +1,116 @@
+"""`diver-lite recover` end to end on the tiny model: outputs, layouts, resume, and one-line errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from diver_lite.cli.main import cli
+from conftest import make_images
+from diver_lite.config import RecoverConfig
+from diver_lite.data import read_set
+from diver_lite.pipeline import recover
+
+
+def run_cli(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+def test_help_teaches_with_an_example():
+    result = run_cli("recover", "--help")
+    assert result.exit_code == 0
+    assert "Examples:" in result.output and "--guidance-window" in result.output and "--resume" in result.output
+
+
+def test_cli_end_to_end_on_a_model_folder(tmp_path, dm_file, tiny_model_dir):
+    out = tmp_path / "out"
+    result = run_cli("recover", dm_file, "-o", out, "--model", tiny_model_dir, "--batch-size", 4, "-q")
+    assert result.exit_code == 0, result.output
+    assert "Recovered 6 images" in result.output
+    recovered = read_set(out / dm_file.name)
+    original = read_set(dm_file)
+    assert recovered.layout == "dm" and recovered.images.shape == original.images.shape
+    assert torch.equal(recovered.labels, original.labels)
+    assert not torch.allclose(recovered.images, original.images)
+    assert sorted(p.relative_to(out / "png").as_posix() for p in (out / "png").rglob("*.png")) == [
+        "0/000000.png", "0/000003.png", "1/000001.png", "1/000004.png", "2/000002.png", "2/000005.png"]
+    assert (out / "grid.png").is_file() and (out / "report.md").is_file()
+    report = json.loads((out / "report.json").read_text())
+    assert report["device"].startswith("torch cpu") and report["config"]["guidance_window"] == [0, 6]
+    assert set(report["timings_s"]) >= {"read", "load", "encode", "sample", "decode", "write", "total", "per_image"}
+    assert report["peak_memory"]["cpu_peak_rss_mb"] > 0 and report["versions"]["diffusers"]
+
+
+@pytest.mark.parametrize("layout", ["mtt", "ncfm", "folder", "npz"])
+def test_recovered_set_keeps_the_input_layout(tmp_path, tiny_models, layout):
+    from test_data import _write_layout
+
+    src = _write_layout(tmp_path, layout)
+    report = recover(src, tmp_path / "out", RecoverConfig(steps=4, t_init=3), model=tiny_models, device="cpu")
+    before, after = read_set(src), read_set(report["output"]["set"])
+    assert after.layout == before.layout and after.images.shape == before.images.shape
+    assert torch.equal(after.labels, before.labels)  # soft labels (mtt) kept as they were
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny_models):
+    src = tmp_path / "set.pt"
+    torch.save({"data": [[make_images(10, seed=4), torch.arange(10) % 3]], "res": 32}, src)
+    config = RecoverConfig(sampler="ddpm", batch_size=3)
+    full = recover(src, tmp_path / "full", config, model=tiny_models, device="cpu")
+
+    def stop_after_two_batches(p):
+        if p.images_this_run >= 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        recover(src, tmp_path / "cut", config, model=tiny_models, device="cpu", progress=stop_after_two_batches)
+    assert not (tmp_path / "cut" / "set.pt").exists()  # no half-written set
+    resumed = recover(src, tmp_path / "cut", config, model=tiny_models, device="cpu", resume=True)
+    assert (resumed["images_before_resume"], resumed["images_this_run"]) == (6, 4)
+    a = read_set(full["output"]["set"]).images
+    b = read_set(resumed["output"]["set"]).images
+    assert torch.equal(a, b)
+
+
+def _assert_one_line_error(result, needle):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:") and needle in lines[0], result.output
+
+
+def test_bad_inputs_give_one_line_and_exit_2_with_nothing_written(tmp_path, dm_file, tiny_model_dir):
+    out = tmp_path / "out"
+    _assert_one_line_error(run_cli("recover", tmp_path / "missing.pt", "-o", out, "--model", tiny_model_dir),
+                           "does not exist")
+    _assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", tiny_model_dir, "--subset", "imagenot"),
+                           "unknown subset")
+    _assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", tmp_path), "incomplete")
+    _assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", tiny_model_dir,
+                                   "--guidance-window", "3:40"), "guidance window")
+    _assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", "tiny-random", "--t-init", "60"),
+                           "t_init=60")
+    assert not out.exists()
+
+
+def test_existing_output_needs_resume_or_overwrite(tmp_path, dm_file):
+    out = tmp_path / "out"
+    assert run_cli("recover", dm_file, "-o", out, "--model", "tiny-random", "-q").exit_code == 0
+    _assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", "tiny-random"), "--resume")
+    _assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", "tiny-random", "--resume",
+                                   "--seed", "3"), "different config")
+    result = run_cli("recover", dm_file, "-o", out, "--model", "tiny-random", "--resume", "-q")
+    assert result.exit_code == 0 and "(0 this run" in result.output
+    assert run_cli("recover", dm_file, "-o", out, "--model", "tiny-random", "--overwrite", "-q").exit_code == 0
+
+
+def test_npz_float_pixel_space_is_detected(tmp_path, tiny_models):
+    src = tmp_path / "f.npz"
+    np.savez(src, images=np.random.default_rng(0).uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32),
+             labels=np.array([0, 1]))
+    assert read_set(src).pixel_space == "symmetric"
+    report = recover(src, tmp_path / "o", RecoverConfig(steps=2, t_init=1), model=tiny_models, device="cpu")
+    out = np.load(report["output"]["set"])
+    assert out["images"].dtype == np.float32 and out["images"].shape == (2, 16, 16, 3)
