@@ -124,8 +124,7 @@ def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae,
         if quiet:
             return
         if bar is None:
-            bar = tqdm(total=p.total, initial=p.done - p.images_this_run, unit="img", desc="recover",
-                       dynamic_ncols=True)
+            bar = tqdm(total=p.total, initial=p.done, unit="img", desc="recover", dynamic_ncols=True)
         bar.n = p.done
         bar.refresh()
 

@@ -7,7 +7,6 @@ with `torch.load(..., weights_only=True)`, which refuses pickled code.
 
 import os
 import pickle
-import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass, field, replace
@@ -20,6 +19,7 @@ from .errors import InputError
 
 LAYOUTS = ("dm", "mtt", "ncfm", "glad", "folder", "npz")
 PIXEL_SPACES = ("imagenet", "unit", "symmetric")
+GLAD_CLASSES = 10
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 # Layouts whose tensors are ImageNet mean/std normalised (SPEC §1); NCFM is [0, 1]; images on disk are uint8.
 DEFAULT_PIXEL_SPACE = {"dm": "imagenet", "mtt": "imagenet", "glad": "imagenet", "ncfm": "unit", "folder": "unit"}
@@ -151,10 +151,8 @@ def _read_mtt(path: Path):
 
 def _read_glad(path: Path):
     images = _tensor(load_tensors(path / "images_best.pt"), path / "images_best.pt")
-    n, classes = images.shape[0], None
-    # GLaD stores no labels: class-major arange(C) repeated IPC times each. We need C; read it from a hint file
-    # if present, else assume 10 classes (every ImageNet subset of SPEC §1 has 10).
-    classes = 10
+    # GLaD stores no labels: class-major, IPC images of each of the 10 classes of an ImageNet subset (SPEC §1).
+    n, classes = images.shape[0], GLAD_CLASSES
     if n % classes:
         raise InputError(f"{path}: {n} GLaD images is not a multiple of {classes} classes",
                          "GLaD sets are class-major, IPC images per class; use the mtt layout with labels_best.pt")

@@ -16,6 +16,7 @@ from .errors import MissingDependencyError, ModelError
 DIT_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear"}
 SD_VAE_SCALING = 0.18215
 TINY_RANDOM = "tiny-random"
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 
 
 @dataclass
@@ -80,19 +81,17 @@ def load_models(model: str | os.PathLike | None, vae: str | os.PathLike | None =
     if model is None:
         raise ModelError("no model given", "pass --model (a diffusers DiT folder, DiT-XL-2-256x256.pt, a cached "
                          "repo id such as facebook/DiT-XL-2-256, or tiny-random to try the tool)")
+    path = Path(model)
     if str(model) == TINY_RANDOM:
         models = build_tiny_models(seed=0)
+    elif path.is_dir():
+        models = _load_diffusers_folder(path, vae)
+    elif path.is_file():
+        models = _load_original_checkpoint(path, vae, num_heads)
+    elif _looks_like_repo(str(model)) and path.suffix not in CHECKPOINT_SUFFIXES:
+        models = _load_diffusers_folder(resolve_cached_repo(str(model)), vae)
     else:
-        path = Path(model)
-        if path.is_dir():
-            models = _load_diffusers_folder(path, vae)
-        elif path.is_file():
-            models = _load_original_checkpoint(path, vae, num_heads)
-        elif path.suffix in (".pt", ".pth", ".safetensors", ".bin") or os.sep in str(model) and not _looks_like_repo(
-                str(model)):
-            raise ModelError(f"model {model} does not exist", "check the path given to --model")
-        else:
-            models = _load_diffusers_folder(resolve_cached_repo(str(model)), vae)
+        raise ModelError(f"model {model} does not exist", "check the path given to --model")
     if tie:
         models.tied_parameters = tie_embedders(models.transformer)
     for module in (models.transformer, models.vae):

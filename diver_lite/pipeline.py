@@ -101,6 +101,9 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
     dset = read_set(input_path, layout, pixel_space)
     timings["read"] = time.perf_counter() - started
 
+    out = Path(out)
+    if not (resume or overwrite) and out.is_dir() and any(out.iterdir()):  # fail before loading a large model
+        prepare_output(out, {}, resume, overwrite)
     start = time.perf_counter()
     dev = resolve_device(device)
     models = model if isinstance(model, DiverModels) else load_models(model, vae, device=dev)
@@ -110,7 +113,6 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
     dit_labels = dit_ids[dset.hard_labels]
     plan = build_plan(config, models.schedule)
 
-    out = Path(out)
     run = {"input": fingerprint(dset), "layout": dset.layout, "pixel_space": dset.pixel_space,
            "model": models.source, "class_map": dit_ids.tolist(), "config": config.result_fields()}
     run = json.loads(json.dumps(run))  # tuples -> lists, as read back from run.json
@@ -118,19 +120,23 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
     log(f"{len(dset)} {dset.layout} images {tuple(dset.images.shape[1:])} -> {out} on {device_name(dev)}")
 
     n, bs = len(dset), config.batch_size
-    done_before = sum(_cached(state, i).is_file() for i in range(n))
+    done = {i for i in range(n) if _cached(state, i).is_file()}
+    done_before = len(done)
     times, recovered_now = StageTimes(), 0
+    if progress:
+        progress(Progress(done_before, n, 0))
     for lo in range(0, n, bs):
         idx = list(range(lo, min(lo + bs, n)))
-        if all(_cached(state, i).is_file() for i in idx):
+        if done.issuperset(idx):
             continue
         y = recover_batch(models, dset.images[idx], dit_labels[idx], idx, config, plan, dset.pixel_space,
                           mosaic=dset.layout == "ncfm", times=times)
         for i, img in zip(idx, y):
             atomic_write(_cached(state, i), lambda tmp, img=img: save_file({"image": img.contiguous()}, tmp))
         recovered_now += len(idx)
+        done.update(idx)
         if progress:
-            progress(Progress(idx[-1] + 1, n, recovered_now))
+            progress(Progress(len(done), n, recovered_now))
     timings.update(times.seconds)
 
     start = time.perf_counter()
