@@ -18,6 +18,7 @@ import torch
 from .errors import InputError
 
 LAYOUTS = ("dm", "mtt", "ncfm", "glad", "folder", "npz")
+FOLDER_LAYOUTS = ("mtt", "glad", "folder")
 PIXEL_SPACES = ("imagenet", "unit", "symmetric")
 GLAD_CLASSES = 10
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -95,6 +96,9 @@ def read_set(path: str | os.PathLike, layout: str | None = None, pixel_space: st
         raise InputError(f"unknown layout {layout!r}", f"use one of {', '.join(LAYOUTS)}")
     if not path.exists():
         raise InputError(f"{path} does not exist", "give the path of the distilled set")
+    if path.is_dir() != (layout in FOLDER_LAYOUTS):
+        kind = "folder" if layout in FOLDER_LAYOUTS else "file"
+        raise InputError(f"layout {layout} reads a {kind}, but {path} is not one", "check --layout and the path")
     reader = {"dm": _read_dm, "mtt": _read_mtt, "glad": _read_glad, "ncfm": _read_ncfm,
               "folder": _read_folder, "npz": _read_npz}[layout]
     images, labels, extra, space = reader(path)

@@ -132,3 +132,8 @@ def test_missing_path_and_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="neither images_best.pt"):
         read_set(tmp_path / "empty")
+
+
+def test_a_named_layout_that_does_not_fit_the_path(tmp_path):
+    with pytest.raises(InputError, match="reads a folder"):
+        read_set(_write_layout(tmp_path, "dm"), layout="mtt")
