@@ -1,8 +1,9 @@
 """Distilled-set readers and writers for the layouts of SPEC §1, detected or named.
 
-A set is read into `DistilledSet` (float images in a named pixel space, labels hard or soft) and written back in
-the same layout, so the recovered set is a drop-in replacement. Files from others are untrusted: tensors are loaded
-with `torch.load(..., weights_only=True)`, which refuses pickled code.
+A set is read into `DistilledSet` (numpy float32 images in a named pixel space, labels hard or soft) and written
+back in the same layout, so the recovered set is a drop-in replacement. Files from others are untrusted: tensors
+are loaded with `torch.load(..., weights_only=True)`, which refuses pickled code. torch is imported only for the
+.pt layouts: npz and image folders are read and written with numpy and Pillow alone.
 """
 
 import os
@@ -13,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .errors import InputError
 
@@ -28,8 +28,8 @@ DEFAULT_PIXEL_SPACE = {"dm": "imagenet", "mtt": "imagenet", "glad": "imagenet", 
 
 @dataclass
 class DistilledSet:
-    images: torch.Tensor          # [N, C, H, W] float32, C in {1, 3}, H == W; NCFM: the 2x2 mosaics
-    labels: torch.Tensor          # [N] int64, or soft [N, num_classes] float
+    images: np.ndarray            # [N, C, H, W] float32, C in {1, 3}, H == W; NCFM: the 2x2 mosaics
+    labels: np.ndarray            # [N] int64, or soft [N, num_classes] float32
     layout: str                   # one of LAYOUTS
     pixel_space: str              # one of PIXEL_SPACES
     source: Path
@@ -39,15 +39,15 @@ class DistilledSet:
         return self.images.shape[0]
 
     @property
-    def hard_labels(self) -> torch.Tensor:
+    def hard_labels(self) -> np.ndarray:
         """[N] int64: soft labels map to their argmax (the DiT class); the set keeps the soft ones."""
-        return self.labels.argmax(dim=1) if self.labels.ndim == 2 else self.labels
+        return self.labels.argmax(axis=1) if self.labels.ndim == 2 else self.labels
 
     @property
     def num_labels(self) -> int:
         return self.labels.shape[1] if self.labels.ndim == 2 else int(self.labels.max()) + 1
 
-    def with_images(self, images: torch.Tensor) -> "DistilledSet":
+    def with_images(self, images: np.ndarray) -> "DistilledSet":
         return replace(self, images=images)
 
 
@@ -55,6 +55,8 @@ class DistilledSet:
 
 def load_tensors(path: Path):
     """torch.load restricted to tensors and plain containers; anything else is refused, never executed."""
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -82,7 +84,7 @@ def detect_layout(path: Path) -> str:
     obj = load_tensors(path)
     if isinstance(obj, dict) and "data" in obj:
         return "dm"
-    if isinstance(obj, (list, tuple)) and len(obj) == 2 and all(torch.is_tensor(t) for t in obj):
+    if isinstance(obj, (list, tuple)) and len(obj) == 2 and all(_is_tensor(t) for t in obj):
         return "ncfm"
     raise InputError(f"{path} matches no layout: tried dm (dict with 'data'), ncfm (list [X, y]); found "
                      f"{_describe(obj)}", "name the layout with --layout or convert the file")
@@ -112,7 +114,7 @@ def read_set(path: str | os.PathLike, layout: str | None = None, pixel_space: st
 
 def validate_set(dset: DistilledSet) -> None:
     x, y, src = dset.images, dset.labels, dset.source
-    if not torch.is_tensor(x) or x.ndim != 4:
+    if not isinstance(x, np.ndarray) or x.ndim != 4:
         raise InputError(f"{src}: images must be [N, C, H, W], found {_describe(x)}", "check the layout")
     n, c, h, w = x.shape
     if n == 0:
@@ -125,12 +127,12 @@ def validate_set(dset: DistilledSet) -> None:
         raise InputError(f"{src}: images are {h}x{w}", "images must be at least 8x8")
     if dset.layout == "ncfm" and h % 2:
         raise InputError(f"{src}: NCFM mosaics must have an even size, found {h}", "check the layout")
-    if not torch.isfinite(x).all():
+    if not np.isfinite(x).all():
         raise InputError(f"{src}: images contain NaN or inf", "fix or drop those images first")
-    if not torch.is_tensor(y) or y.ndim not in (1, 2) or y.shape[0] != n:
+    if not isinstance(y, np.ndarray) or y.ndim not in (1, 2) or y.shape[0] != n:
         raise InputError(f"{src}: labels must be [N] or soft [N, C] with N = {n}, found {_describe(y)}",
                          "give one label per image")
-    if y.ndim == 1 and (y.dtype.is_floating_point or (y < 0).any()):
+    if y.ndim == 1 and (y.dtype.kind == "f" or (y < 0).any()):
         raise InputError(f"{src}: hard labels must be non-negative integers", "store labels as int64")
 
 
@@ -142,26 +144,24 @@ def _read_dm(path: Path):
         raise InputError(f"{path} is not a DM set: expected {{'data': [[X, y]], 'res': R}}, found {_describe(obj)}",
                          "name the right --layout")
     extra = {"file": path.name, "keys": {k: v for k, v in obj.items() if k != "data"}}
-    return images.float(), labels, extra, DEFAULT_PIXEL_SPACE["dm"]
+    return _images(images, path), _labels(labels, path), extra, DEFAULT_PIXEL_SPACE["dm"]
 
 
 def _read_mtt(path: Path):
-    images = _tensor(load_tensors(path / "images_best.pt"), path / "images_best.pt")
-    labels = _tensor(load_tensors(path / "labels_best.pt"), path / "labels_best.pt")
-    if labels.ndim == 1:
-        labels = labels.long()
-    return images.float(), labels, {}, DEFAULT_PIXEL_SPACE["mtt"]
+    images = _images(load_tensors(path / "images_best.pt"), path / "images_best.pt")
+    labels = _labels(load_tensors(path / "labels_best.pt"), path / "labels_best.pt")
+    return images, labels, {}, DEFAULT_PIXEL_SPACE["mtt"]
 
 
 def _read_glad(path: Path):
-    images = _tensor(load_tensors(path / "images_best.pt"), path / "images_best.pt")
+    images = _images(load_tensors(path / "images_best.pt"), path / "images_best.pt")
     # GLaD stores no labels: class-major, IPC images of each of the 10 classes of an ImageNet subset (SPEC §1).
     n, classes = images.shape[0], GLAD_CLASSES
     if n % classes:
         raise InputError(f"{path}: {n} GLaD images is not a multiple of {classes} classes",
                          "GLaD sets are class-major, IPC images per class; use the mtt layout with labels_best.pt")
-    labels = torch.arange(classes).repeat_interleave(n // classes)
-    return images.float(), labels, {}, DEFAULT_PIXEL_SPACE["glad"]
+    labels = np.repeat(np.arange(classes, dtype=np.int64), n // classes)
+    return images, labels, {}, DEFAULT_PIXEL_SPACE["glad"]
 
 
 def _read_ncfm(path: Path):
@@ -169,10 +169,8 @@ def _read_ncfm(path: Path):
     if not (isinstance(obj, (list, tuple)) and len(obj) == 2):
         raise InputError(f"{path} is not an NCFM set: expected a list [X, y], found {_describe(obj)}",
                          "name the right --layout")
-    images, labels = _tensor(obj[0], path), _tensor(obj[1], path)
-    if labels.ndim == 1:
-        labels = labels.long()
-    return images.float(), labels, {"file": path.name, "container": type(obj).__name__}, "unit"
+    images, labels = _images(obj[0], path), _labels(obj[1], path)
+    return images, labels, {"file": path.name, "container": type(obj).__name__}, "unit"
 
 
 def _read_folder(path: Path):
@@ -189,14 +187,14 @@ def _read_folder(path: Path):
                     arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
             except (UnidentifiedImageError, OSError) as e:
                 raise InputError(f"{f} is not a readable image: {e}", "remove or re-save it")
-            images.append(torch.from_numpy(arr.copy()).permute(2, 0, 1))
+            images.append(arr.transpose(2, 0, 1))
             labels.append(label)
             files.append(f.relative_to(path).as_posix())
     sizes = {tuple(im.shape) for im in images}
     if len(sizes) > 1:
         raise InputError(f"{path}: images differ in size {sorted(sizes)[:3]}", "resize them to one size first")
-    x = torch.stack(images).float() / 255.0
-    return x, torch.tensor(labels, dtype=torch.long), {"classes": classes, "files": files}, "unit"
+    x = np.stack(images).astype(np.float32) / 255.0
+    return x, np.array(labels, dtype=np.int64), {"classes": classes, "files": files}, "unit"
 
 
 def _read_npz(path: Path):
@@ -215,26 +213,26 @@ def _read_npz(path: Path):
     if imgs.ndim != 4 or imgs.shape[-1] not in (1, 3):
         raise InputError(f"{path}: 'images' must be [N, H, W, 3], found shape {imgs.shape}", "store channels last")
     dtype = str(imgs.dtype)
-    x = torch.from_numpy(np.ascontiguousarray(imgs)).permute(0, 3, 1, 2).float()
+    x = np.ascontiguousarray(imgs.transpose(0, 3, 1, 2)).astype(np.float32)
     if imgs.dtype == np.uint8:
         x, space = x / 255.0, "unit"
     elif "pixel_space" in arrays:
         space = str(arrays["pixel_space"])
     else:
         space = detect_pixel_space(x)
-    labels = torch.from_numpy(arrays["labels"])
+    labels = arrays["labels"]
     if labels.ndim == 1:
-        if labels.dtype.is_floating_point:
+        if labels.dtype.kind not in "iu":
             raise InputError(f"{path}: 'labels' must be integers", "store labels as int64")
-        labels = labels.long()
+        labels = labels.astype(np.int64)
     else:
-        labels = labels.float()
+        labels = labels.astype(np.float32)
     extra = {"file": path.name, "dtype": dtype, "channels_last": True,
              "other": {k: v for k, v in arrays.items() if k not in ("images", "labels")}}
     return x, labels, extra, space
 
 
-def detect_pixel_space(x: torch.Tensor) -> str:
+def detect_pixel_space(x: np.ndarray) -> str:
     """[0, 1] -> unit, [-1, 1] -> symmetric, anything wider -> ImageNet mean/std normalised."""
     lo, hi = float(x.min()), float(x.max())
     if lo >= 0.0 and hi <= 1.0:
@@ -251,23 +249,27 @@ def write_set(dset: DistilledSet, out: Path) -> Path:
     a temporary name and renamed, so a crash never leaves a half-written set."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    x, y = dset.images.detach().cpu().contiguous(), dset.labels.detach().cpu()
+    x, y = np.ascontiguousarray(dset.images, dtype=np.float32), dset.labels
+    if dset.layout in ("dm", "ncfm", "mtt", "glad"):
+        import torch
+
+        tx, ty = torch.from_numpy(x), torch.from_numpy(np.ascontiguousarray(y))
     if dset.layout == "dm":
         target = out / dset.extra.get("file", "dm_set.pt")
         obj = dict(dset.extra.get("keys", {}))
-        obj["data"] = [[x, y]]
+        obj["data"] = [[tx, ty]]
         obj["res"] = x.shape[-1]
         atomic_torch_save(obj, target)
     elif dset.layout == "ncfm":
         target = out / dset.extra.get("file", "ncfm_set.pt")
-        container = [x, y] if dset.extra.get("container", "list") == "list" else (x, y)
+        container = [tx, ty] if dset.extra.get("container", "list") == "list" else (tx, ty)
         atomic_torch_save(container, target)
     elif dset.layout in ("mtt", "glad"):
         target = out / dset.source.name
         target.mkdir(parents=True, exist_ok=True)
-        atomic_torch_save(x, target / "images_best.pt")
+        atomic_torch_save(tx, target / "images_best.pt")
         if dset.layout == "mtt":
-            atomic_torch_save(y, target / "labels_best.pt")
+            atomic_torch_save(ty, target / "labels_best.pt")
     elif dset.layout == "folder":
         target = out / dset.source.name
         files = dset.extra.get("files") or [f"{int(l)}/{i:06d}.png" for i, l in enumerate(dset.hard_labels)]
@@ -275,39 +277,41 @@ def write_set(dset: DistilledSet, out: Path) -> Path:
             save_png(img, target / rel, "unit")
     elif dset.layout == "npz":
         target = out / dset.extra.get("file", "set.npz")
-        arr = x.permute(0, 2, 3, 1).numpy()
+        arr = x.transpose(0, 2, 3, 1)
         if dset.extra.get("dtype") == "uint8":
             arr = (arr.clip(0, 1) * 255.0).round().astype(np.uint8)
         else:
             arr = arr.astype(dset.extra.get("dtype", "float32"))
         arrays = dict(dset.extra.get("other", {}))
-        arrays.update(images=arr, labels=y.numpy())
+        arrays.update(images=arr, labels=y)
         atomic_write(target, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
     else:
         raise InputError(f"cannot write layout {dset.layout!r}", f"use one of {', '.join(LAYOUTS)}")
     return target
 
 
-def to_display(img: torch.Tensor, pixel_space: str) -> torch.Tensor:
+def to_display(img: np.ndarray, pixel_space: str) -> np.ndarray:
     """[C, H, W] in a pixel space -> [H, W, 3] uint8 for a PNG. Values outside the range are clipped."""
     from .prepare import to_unit
 
-    u = to_unit(img[None].float(), pixel_space)[0].clamp(0, 1)
+    u = np.clip(to_unit(img[None].astype(np.float32), pixel_space)[0], 0, 1)
     if u.shape[0] == 1:
-        u = u.expand(3, -1, -1)
-    return (u * 255.0).round().to(torch.uint8).permute(1, 2, 0)
+        u = np.repeat(u, 3, axis=0)
+    return (u * 255.0).round().astype(np.uint8).transpose(1, 2, 0)
 
 
-def save_png(img: torch.Tensor, path: Path, pixel_space: str) -> None:
+def save_png(img: np.ndarray, path: Path, pixel_space: str) -> None:
     from PIL import Image
 
-    arr = to_display(img, pixel_space).numpy()
+    arr = to_display(img, pixel_space)
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP"}.get(path.suffix.lower(), "PNG")
     atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format=fmt), suffix=path.suffix)
 
 
 def atomic_torch_save(obj, path: Path) -> None:
+    import torch
+
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
@@ -330,10 +334,28 @@ def atomic_write(path: Path, write, suffix: str = "") -> None:
 
 # ----------------------------------------------------------------------------------------------------- helpers
 
-def _tensor(obj, path: Path) -> torch.Tensor:
-    if not torch.is_tensor(obj):
+def _is_tensor(obj) -> bool:
+    return type(obj).__module__.startswith("torch") and hasattr(obj, "numpy")
+
+
+def _tensor(obj, path: Path):
+    if not _is_tensor(obj):
         raise InputError(f"{path} should hold a tensor, found {_describe(obj)}", "check the layout")
-    return obj
+    return obj.detach().cpu()
+
+
+def _images(obj, path: Path) -> np.ndarray:
+    t = _tensor(obj, path)
+    return t.float().numpy() if t.dtype.is_floating_point else t.numpy().astype(np.float32)
+
+
+def _labels(obj, path: Path) -> np.ndarray:
+    t = _tensor(obj, path)
+    if t.ndim == 2:
+        return t.float().numpy()
+    if t.dtype.is_floating_point:
+        raise InputError(f"{path}: hard labels must be integers, found {t.dtype}", "store labels as int64")
+    return t.numpy().astype(np.int64)
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -346,7 +368,7 @@ def _listing(path: Path, limit: int = 5) -> str:
 
 
 def _describe(obj) -> str:
-    if torch.is_tensor(obj) or isinstance(obj, np.ndarray):
+    if _is_tensor(obj) or isinstance(obj, np.ndarray):
         return f"{type(obj).__name__} of shape {tuple(obj.shape)}"
     if isinstance(obj, dict):
         return f"dict with keys {sorted(map(str, obj))[:6]}"

@@ -1,7 +1,7 @@
 """recover(): the one place that reads a distilled set, runs DIVER on it, and writes the recovered set, its PNGs
 and its report. Resumable: each finished image is kept under OUT/.diver-lite/ and a restarted run redoes at most
 the batch that was cut off; batches are fixed index blocks, so a resumed run computes exactly what an
-uninterrupted one would."""
+uninterrupted one would. torch is imported only by the torch backend and the .pt layouts."""
 
 import hashlib
 import json
@@ -12,18 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from .classmap import resolve_class_map
 from .config import RecoverConfig
 from .data import DistilledSet, atomic_write, read_set, save_png, write_set
 from .errors import ConfigError, OutputError
-from .models import DiverModels, load_models
-from .recovery import StageTimes, recover_batch
-from .report import before_after_grid, device_name, peak_memory_mb, render_markdown, versions
+from .report import before_after_grid, peak_rss_mb, render_markdown, versions
 from .schedule import build_plan
 
 STATE_DIR = ".diver-lite"
+BACKENDS = ("torch", "onnxruntime")
 
 
 @dataclass
@@ -33,7 +32,9 @@ class Progress:
     images_this_run: int
 
 
-def resolve_device(device: str) -> torch.device:
+def resolve_device(device: str):
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -46,11 +47,28 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
+def load_backend(backend: str, model=None, vae=None, onnx_dir=None, device: str = "auto", cfg_channels: int = 3):
+    """The torch backend over `model` (see models.load_models), or ONNX Runtime over an exported folder."""
+    if backend == "onnxruntime":
+        if onnx_dir is None:
+            raise ConfigError("--backend onnxruntime needs the exported graphs", "pass --onnx DIR (diver-lite export)")
+        from .export.ort import OrtBackend
+
+        return OrtBackend(onnx_dir, device=device, cfg_channels=cfg_channels)
+    if backend != "torch":
+        raise ConfigError(f"unknown backend {backend!r}", f"use one of {', '.join(BACKENDS)}")
+    from .backend import TorchBackend
+    from .models import DiverModels, load_models
+
+    models = model if isinstance(model, DiverModels) else load_models(model, vae, device=resolve_device(device))
+    return TorchBackend(models, cfg_channels)
+
+
 def fingerprint(dset: DistilledSet) -> str:
     h = hashlib.sha256()
-    for t in (dset.images, dset.labels):
-        h.update(str((tuple(t.shape), str(t.dtype))).encode())
-        h.update(t.contiguous().numpy().tobytes())
+    for a in (dset.images, dset.labels):
+        h.update(str((a.shape, str(a.dtype))).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -87,13 +105,14 @@ def _cached(state: Path, index: int) -> Path:
 
 
 def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: RecoverConfig,
-            model: str | os.PathLike | DiverModels | None = None, vae: str | os.PathLike | None = None,
-            layout: str | None = None, pixel_space: str | None = None, subset: str | None = None,
-            class_map: tuple[int, ...] | None = None, device: str = "auto", resume: bool = False,
-            overwrite: bool = False, write_pngs: bool = True,
+            model=None, vae: str | os.PathLike | None = None, backend: str = "torch",
+            onnx_dir: str | os.PathLike | None = None, layout: str | None = None, pixel_space: str | None = None,
+            subset: str | None = None, class_map: tuple[int, ...] | None = None, device: str = "auto",
+            resume: bool = False, overwrite: bool = False, write_pngs: bool = True,
             progress: Callable[[Progress], None] | None = None, log: Callable[[str], None] | None = None) -> dict:
-    """Recover the distilled set at `input_path` into folder `out`; returns the report (also written there)."""
-    from safetensors.torch import load_file, save_file
+    """Recover the distilled set at `input_path` into folder `out`; returns the report (also written there).
+    `model`: what models.load_models takes, or loaded DiverModels; `backend` "onnxruntime" runs `onnx_dir`."""
+    from safetensors.numpy import load_file, save_file
 
     log = log or (lambda msg: None)
     started = time.perf_counter()
@@ -105,19 +124,19 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
     if not (resume or overwrite) and out.is_dir() and any(out.iterdir()):  # fail before loading a large model
         prepare_output(out, {}, resume, overwrite)
     start = time.perf_counter()
-    dev = resolve_device(device)
-    models = model if isinstance(model, DiverModels) else load_models(model, vae, device=dev)
-    dev = models.device
+    engine = load_backend(backend, model, vae, onnx_dir, device, config.cfg_channels)
     timings["load"] = time.perf_counter() - start
-    dit_ids = torch.tensor(resolve_class_map(subset, class_map, dset.num_labels, models.num_classes))
+    dit_ids = np.array(resolve_class_map(subset, class_map, dset.num_labels, engine.num_classes), dtype=np.int64)
     dit_labels = dit_ids[dset.hard_labels]
-    plan = build_plan(config, models.schedule)
+    plan = build_plan(config, engine.schedule)
 
     run = {"input": fingerprint(dset), "layout": dset.layout, "pixel_space": dset.pixel_space,
-           "model": models.source, "class_map": dit_ids.tolist(), "config": config.result_fields()}
+           "model": engine.source, "class_map": dit_ids.tolist(), "config": config.result_fields()}
     run = json.loads(json.dumps(run))  # tuples -> lists, as read back from run.json
     state = prepare_output(out, run, resume, overwrite)
-    log(f"{len(dset)} {dset.layout} images {tuple(dset.images.shape[1:])} -> {out} on {device_name(dev)}")
+    log(f"{len(dset)} {dset.layout} images {tuple(dset.images.shape[1:])} -> {out} on {engine.device_name()}")
+
+    from .recovery import StageTimes, recover_batch
 
     n, bs = len(dset), config.batch_size
     done = {i for i in range(n) if _cached(state, i).is_file()}
@@ -129,10 +148,10 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
         idx = list(range(lo, min(lo + bs, n)))
         if done.issuperset(idx):
             continue
-        y = recover_batch(models, dset.images[idx], dit_labels[idx], idx, config, plan, dset.pixel_space,
+        y = recover_batch(engine, dset.images[idx], dit_labels[idx], idx, config, plan, dset.pixel_space,
                           mosaic=dset.layout == "ncfm", times=times)
         for i, img in zip(idx, y):
-            atomic_write(_cached(state, i), lambda tmp, img=img: save_file({"image": img.contiguous()}, tmp))
+            atomic_write(_cached(state, i), lambda tmp, img=img: save_file({"image": np.ascontiguousarray(img)}, tmp))
         recovered_now += len(idx)
         done.update(idx)
         if progress:
@@ -140,14 +159,13 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
     timings.update(times.seconds)
 
     start = time.perf_counter()
-    images = torch.stack([load_file(str(_cached(state, i)))["image"] for i in range(n)])
-    result = dset.with_images(images)
-    set_path = write_set(result, out)
+    images = np.stack([load_file(str(_cached(state, i)))["image"] for i in range(n)])
+    set_path = write_set(dset.with_images(images), out)
     if write_pngs:
         labels = dset.hard_labels.tolist()
         for i in range(n):
             save_png(images[i], out / "png" / str(labels[i]) / f"{i:06d}.png", dset.pixel_space)
-        grid = before_after_grid(dset.images, images, dset.pixel_space).numpy()
+        grid = before_after_grid(dset.images, images, dset.pixel_space)
         from PIL import Image
 
         atomic_write(out / "grid.png", lambda tmp: Image.fromarray(grid).save(tmp, format="PNG"), suffix=".png")
@@ -161,10 +179,11 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
                   "pixel_space": dset.pixel_space, "soft_labels": dset.labels.ndim == 2},
         "output": {"set": str(set_path), "png": str(out / "png") if write_pngs else None,
                    "grid": str(out / "grid.png") if write_pngs else None},
-        "config": config.to_dict(), "class_map": dit_ids.tolist(), "model": models.describe(),
-        "device": device_name(dev), "provider": f"torch-{dev.type}",
+        "config": config.to_dict(), "class_map": dit_ids.tolist(), "model": engine.describe(),
+        "backend": engine.name, "device": engine.device_name(), "provider": engine.provider(),
         "images_this_run": recovered_now, "images_before_resume": done_before,
-        "timings_s": {k: round(v, 4) for k, v in timings.items()}, "peak_memory": peak_memory_mb(dev),
+        "timings_s": {k: round(v, 4) for k, v in timings.items()},
+        "peak_memory": {"cpu_peak_rss_mb": peak_rss_mb(), **engine.peak_memory()},
         "versions": versions(),
     }
     atomic_write(out / "report.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2)))

@@ -1,16 +1,14 @@
-"""One batch of distilled images through DIVER on torch: prepare, inherit (encode + noise), reverse, decode, map
-back (SPEC §2). Pure computation on tensors; the pipeline does the reading, writing and bookkeeping."""
+"""One batch of distilled images through DIVER: prepare, inherit (encode + noise), reverse, decode, map back
+(SPEC §2). Pure computation on any backend (backend.py); the pipeline does the reading, writing and bookkeeping."""
 
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import torch
+import numpy as np
 
 from . import noise as noise_mod
 from .config import RecoverConfig
-from .denoiser import TorchDenoiser
-from .models import DiverModels
 from .prepare import from_vae_output, merge_mosaic, resize, split_mosaic, to_vae_input
 from .sampler import diver_sample
 from .schedule import SamplingPlan
@@ -21,62 +19,48 @@ class StageTimes:
     seconds: dict = field(default_factory=lambda: {"encode": 0.0, "sample": 0.0, "decode": 0.0})
 
     @contextmanager
-    def stage(self, name: str, device: torch.device):
+    def stage(self, name: str, backend):
         start = time.perf_counter()
         yield
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        backend.synchronize()
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
-def _noise(seed, keys, stream, shape, device) -> torch.Tensor:
-    return torch.from_numpy(noise_mod.batch_noise(seed, keys, stream, shape)).to(device)
+def inherit(backend, x: np.ndarray, keys, seed: int):
+    """z_inh = scaling * (a posterior sample of VAE.encode(x)), each image with its own posterior noise."""
+    mean, std = backend.encode(x)
+    n = noise_mod.batch_noise(seed, keys, noise_mod.POSTERIOR, tuple(mean.shape[1:]))
+    return (mean + std * backend.asarray(n)) * backend.scaling_factor
 
 
-@torch.no_grad()
-def encode(models: DiverModels, x: torch.Tensor, keys, seed: int) -> torch.Tensor:
-    """z_inh = scaling * (a posterior sample of VAE.encode(x)), with each image's own posterior noise."""
-    vae, device = models.vae, models.device
-    dtype = next(vae.parameters()).dtype
-    dist = vae.encode(x.to(device, dtype)).latent_dist
-    n = _noise(seed, keys, noise_mod.POSTERIOR, tuple(dist.mean.shape[1:]), device)
-    return (dist.mean.float() + dist.std.float() * n) * models.scaling_factor
-
-
-@torch.no_grad()
-def decode(models: DiverModels, z0: torch.Tensor) -> torch.Tensor:
-    dtype = next(models.vae.parameters()).dtype
-    return models.vae.decode((z0 / models.scaling_factor).to(dtype)).sample.float()
-
-
-def recover_batch(models: DiverModels, images: torch.Tensor, dit_labels: torch.Tensor, indices: list[int],
-                  config: RecoverConfig, plan: SamplingPlan, pixel_space: str, mosaic: bool = False,
-                  times: StageTimes | None = None) -> torch.Tensor:
+def recover_batch(backend, images: np.ndarray, dit_labels: np.ndarray, indices: list[int], config: RecoverConfig,
+                  plan: SamplingPlan, pixel_space: str, mosaic: bool = False,
+                  times: StageTimes | None = None) -> np.ndarray:
     """images [B, C, H, W] in `pixel_space` (NCFM mosaics if `mosaic`) -> recovered [B, C, H', W'] in the same
     space; H' = H, or the model's image size with `keep_size`. dit_labels: DiT class ids [B]."""
     times = times or StageTimes()
-    device, size = models.device, models.image_size
+    size, seed = backend.image_size, config.seed
     channels, in_size = images.shape[1], images.shape[-1]
     if mosaic:  # NCFM: each 2x2 mosaic is four images, recovered one by one
-        images, dit_labels = split_mosaic(images), dit_labels.repeat_interleave(4)
+        images, dit_labels = split_mosaic(images), np.repeat(dit_labels, 4)
         keys = [(i, q) for i in indices for q in range(4)]
     else:
         keys = [(i, 0) for i in indices]
 
-    with times.stage("encode", device):
-        x = resize(to_vae_input(images.float(), pixel_space, config.pixel_range), size)
-        z_inh = encode(models, x, keys, config.seed)                       # [B, 4, h, w]
-    with times.stage("sample", device):
+    with times.stage("encode", backend):
+        x = resize(to_vae_input(images.astype(np.float32), pixel_space, config.pixel_range), size)
+        z_inh = inherit(backend, x, keys, seed)                            # [B, 4, h, w]
+    with times.stage("sample", backend):
         shape = tuple(z_inh.shape[1:])
-        eps = _noise(config.seed, keys, noise_mod.FORWARD, shape, device)
-        denoiser = TorchDenoiser(models.transformer, models.null_class, config.cfg_channels)
-        z0 = diver_sample(denoiser, z_inh, eps, dit_labels.to(device), plan,
-                          step_noise=lambda i: _noise(config.seed, keys, noise_mod.step_stream(i), shape, device))
-    with times.stage("decode", device):
-        y = decode(models, z0)                                             # [B, 3, size, size]
+        noise = lambda stream: backend.asarray(noise_mod.batch_noise(seed, keys, stream, shape))  # noqa: E731
+        z0 = diver_sample(backend.denoiser, z_inh, noise(noise_mod.FORWARD),
+                          backend.asarray(np.asarray(dit_labels, dtype=np.int64)), plan,
+                          step_noise=lambda i: noise(noise_mod.step_stream(i)))
+    with times.stage("decode", backend):
+        y = backend.decode(z0 / backend.scaling_factor)                    # [B, 3, size, size]
         if mosaic:  # reassemble four size² results into (2 size)² and bring it back to size², as PReDD
             y = resize(merge_mosaic(y), size)
         y = from_vae_output(y, pixel_space, config.pixel_range, channels)
         if not config.keep_size:
             y = resize(y, in_size, antialias=True)
-    return y.cpu()
+    return y

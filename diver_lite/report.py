@@ -1,59 +1,72 @@
 """What a run reports: versions, peak memory, the before/after grid, and report.md rendered from report.json."""
 
+import importlib.metadata
 import platform
 import resource
 import sys
 
-import torch
+import numpy as np
 
 from .data import to_display
 
 
 def versions() -> dict:
-    import diffusers
-    import numpy
-
+    """The versions of what this process used: torch, diffusers and onnxruntime only if they were imported."""
     from . import __version__
 
-    return {"diver_lite": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
-            "diffusers": diffusers.__version__, "numpy": numpy.__version__, "platform": platform.platform()}
+    out = {"diver_lite": __version__, "python": sys.version.split()[0], "numpy": np.__version__}
+    for name in ("torch", "diffusers", "onnxruntime", "onnx"):
+        if name in sys.modules:
+            out[name] = importlib.metadata.version(name if name != "onnxruntime" else _ort_distribution())
+    out["platform"] = platform.platform()
+    return out
 
 
-def device_name(device: torch.device) -> str:
+def _ort_distribution() -> str:
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            importlib.metadata.version(dist)
+            return dist
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "onnxruntime"
+
+
+def torch_device_name(device) -> str:
+    import torch
+
     if device.type == "cuda":
         return f"torch {device} ({torch.cuda.get_device_name(device)})"
     return f"torch cpu ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})"
 
 
-def peak_memory_mb(device: torch.device) -> dict:
-    """Peak resident memory of this process (Linux reports KiB) and, on CUDA, torch's peak allocation."""
-    out = {"cpu_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    if device.type == "cuda":
-        out["cuda_peak_allocated_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
-    return out
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def before_after_grid(before: torch.Tensor, after: torch.Tensor, space: str, columns: int = 10,
-                      max_images: int = 50, min_size: int = 64) -> torch.Tensor:
+def before_after_grid(before: np.ndarray, after: np.ndarray, space: str, columns: int = 10,
+                      max_images: int = 50, min_size: int = 64) -> np.ndarray:
     """[H, W, 3] uint8: rows of originals, each above its recovered images, at most `max_images` pairs."""
     n = min(len(before), max_images)
     size = max(before.shape[-1], after.shape[-1], min_size)
     pad = 2
 
-    def tile(img):
-        t = to_display(img, space).permute(2, 0, 1).float()[None]
-        t = torch.nn.functional.interpolate(t, size=(size, size), mode="nearest")[0]
-        return t.permute(1, 2, 0).to(torch.uint8)
+    def tile(img):  # nearest-neighbour upscale to size x size
+        t = to_display(img, space)
+        rows = np.arange(size) * t.shape[0] // size
+        cols = np.arange(size) * t.shape[1] // size
+        return t[rows][:, cols]
 
     rows = []
     for start in range(0, n, columns):
         for src in (before, after):
-            row = torch.full((size + 2 * pad, columns * (size + pad) + pad, 3), 255, dtype=torch.uint8)
+            row = np.full((size + 2 * pad, columns * (size + pad) + pad, 3), 255, dtype=np.uint8)
             for j, i in enumerate(range(start, min(start + columns, n))):
                 x0 = pad + j * (size + pad)
                 row[pad:pad + size, x0:x0 + size] = tile(src[i])
             rows.append(row)
-    return torch.cat(rows, dim=0)
+    return np.concatenate(rows, axis=0)
 
 
 def render_markdown(report: dict) -> str:
@@ -65,7 +78,8 @@ def render_markdown(report: dict) -> str:
         f"- output: `{report['output']['set']}`",
         f"- model: `{report['model']['source']}` (image {report['model']['image_size']}², latent "
         f"{report['model']['latent']}, {report['model']['transformer_parameters']:,} DiT parameters)",
-        f"- device: {report['device']}", f"- seed: {cfg['seed']}",
+        f"- backend: {report['backend']} on {report['device']} (provider {report['provider']})",
+        f"- seed: {cfg['seed']}",
         f"- images recovered in this run: {report['images_this_run']} (resumed with "
         f"{report['images_before_resume']} done)", "",
         "## Configuration", "", "| option | value |", "|---|---|",

@@ -1,12 +1,15 @@
 """The truncated, respaced schedule of one recovery run as plain numbers (SPEC §2 steps 2-5).
 
-diffusers' DDPMScheduler does the scheduling (linear betas, `timestep_spacing="linspace"`, which is DiT's
-50-step respacing 0, 20, 41, ..., 999); this module reads its timesteps and alphas_cumprod into one `StepParams`
-per executed step, so the sampler needs only floats and works the same on torch tensors and numpy arrays.
+The numbers are diffusers' DDPMScheduler's, bit for bit (tested): linear betas in float32, alphas_cumprod
+accumulated as torch does, `timestep_spacing="linspace"` (DiT's 50-step respacing 0, 20, 41, ..., 999). They are
+computed here in numpy so that the sampler needs only floats and runs the same on torch tensors and on numpy
+arrays for ONNX Runtime, without torch.
 """
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from .config import RecoverConfig
 
@@ -33,21 +36,29 @@ class SamplingPlan:
     steps: tuple[StepParams, ...]
 
 
-def make_scheduler(schedule: dict, num_sampling_steps: int):
-    """diffusers' DDPMScheduler configured as DiT samples: learned-range variance, linspace respacing."""
-    from diffusers import DDPMScheduler
+def alphas_cumprod(schedule: dict) -> np.ndarray:
+    """diffusers' DDPMScheduler.alphas_cumprod for a linear schedule, reproduced exactly: torch.linspace in
+    float32 (fused multiply-add, symmetric halves), then a cumulative product accumulated in float64."""
+    if schedule.get("beta_schedule", "linear") != "linear":
+        raise ValueError(f"beta_schedule {schedule['beta_schedule']!r} is not supported; DiT uses 'linear'")
+    n = int(schedule["num_train_timesteps"])
+    start, end = np.float32(schedule["beta_start"]), np.float32(schedule["beta_end"])
+    step = np.float32((end - start) / np.float32(n - 1))
+    idx = np.arange(n)
+    betas = np.where(idx < n // 2, np.float64(start) + np.float64(step) * idx,
+                     np.float64(end) - np.float64(step) * (n - idx - 1)).astype(np.float32)
+    return np.cumprod((np.float32(1) - betas).astype(np.float64)).astype(np.float32)
 
-    sched = DDPMScheduler(**schedule, variance_type="learned_range", clip_sample=False,
-                          prediction_type="epsilon", timestep_spacing="linspace")
-    sched.set_timesteps(num_sampling_steps)
-    return sched
+
+def respaced_timesteps(num_train_timesteps: int, num_sampling_steps: int) -> np.ndarray:
+    """tau_i for i = 0 .. S-1, ascending: diffusers' "linspace" spacing (descending there)."""
+    return np.linspace(0, num_train_timesteps - 1, num_sampling_steps).round().astype(np.int64)
 
 
 def build_plan(config: RecoverConfig, schedule: dict) -> SamplingPlan:
-    sched = make_scheduler(schedule, config.num_sampling_steps)
     S, K = config.num_sampling_steps, config.effective_steps
-    taus = [int(t) for t in sched.timesteps.flip(0)]            # taus[i] = tau_i, ascending
-    abar = sched.alphas_cumprod.double()
+    abar = alphas_cumprod(schedule).astype(np.float64)
+    taus = [int(t) for t in respaced_timesteps(len(abar), S)]   # taus[i] = tau_i
     low, high = config.window
 
     def alpha_bar_prev(i: int) -> float:

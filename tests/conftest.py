@@ -6,6 +6,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -30,18 +31,23 @@ def tiny_model_dir(tmp_path_factory):
     return folder
 
 
-def make_images(n: int, size: int = 32, channels: int = 3, seed: int = 0) -> torch.Tensor:
-    """Smooth, image-like tensors in ImageNet-normalised space."""
-    g = torch.Generator().manual_seed(seed)
-    low = torch.rand(n, channels, 4, 4, generator=g)
-    x = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
-    mean = torch.tensor([0.485, 0.456, 0.406][:channels]).view(1, -1, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225][:channels]).view(1, -1, 1, 1)
-    return (x - mean) / std
+def make_images(n: int, size: int = 32, channels: int = 3, seed: int = 0) -> np.ndarray:
+    """Smooth, image-like arrays in ImageNet-normalised space."""
+    from diver_lite.prepare import from_unit, resize
+
+    low = np.random.default_rng(seed).random((n, channels, 4, 4), dtype=np.float32)
+    return from_unit(resize(low, size), "imagenet")
+
+
+@pytest.fixture(scope="session")
+def tiny_backend(tiny_models):
+    from diver_lite.backend import TorchBackend
+
+    return TorchBackend(tiny_models)
 
 
 @pytest.fixture
 def dm_file(tmp_path):
     path = tmp_path / "dm_set.pt"
-    torch.save({"data": [[make_images(6), torch.tensor([0, 1, 2, 0, 1, 2])]], "res": 32}, path)
+    torch.save({"data": [[torch.from_numpy(make_images(6)), torch.tensor([0, 1, 2, 0, 1, 2])]], "res": 32}, path)
     return path

@@ -1,11 +1,13 @@
-"""Class maps, pixel spaces and NCFM mosaics."""
+"""Class maps, pixel spaces, resizing and NCFM mosaics."""
 
+import numpy as np
 import pytest
 import torch
 
 from diver_lite.classmap import IMAGENET_SUBSETS, parse_class_map_json, resolve_class_map
 from diver_lite.errors import InputError
-from diver_lite.prepare import from_unit, from_vae_output, merge_mosaic, split_mosaic, to_unit, to_vae_input
+from diver_lite.prepare import (from_unit, from_vae_output, merge_mosaic, resize, split_mosaic, to_unit,
+                                to_vae_input)
 
 
 def test_builtin_subsets_map_local_labels_in_order():
@@ -39,26 +41,35 @@ def test_bad_json_maps(text):
 
 @pytest.mark.parametrize("space", ["imagenet", "unit", "symmetric"])
 def test_pixel_space_round_trip_through_the_vae_range(space):
-    u = torch.rand(2, 3, 8, 8)
+    u = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
     x = from_unit(u, space)
     v = to_vae_input(x, space, "auto")
     assert v.min() >= -1 and v.max() <= 1
-    torch.testing.assert_close(from_vae_output(v, space, "auto", 3), x)
-    torch.testing.assert_close(to_unit(x, space), u)
+    np.testing.assert_allclose(from_vae_output(v, space, "auto", 3), x, atol=1e-6)
+    np.testing.assert_allclose(to_unit(x, space), u, atol=1e-6)
 
 
 def test_raw_range_feeds_stored_values_and_grey_is_replicated():
-    x = torch.randn(2, 1, 8, 8)
+    x = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
     v = to_vae_input(x, "imagenet", "raw")
-    assert v.shape == (2, 3, 8, 8) and torch.equal(v[:, 0], x[:, 0]) and torch.equal(v[:, 2], x[:, 0])
-    torch.testing.assert_close(from_vae_output(v, "imagenet", "raw", 1), x)
+    assert v.shape == (2, 3, 8, 8) and np.array_equal(v[:, 0], x[:, 0]) and np.array_equal(v[:, 2], x[:, 0])
+    np.testing.assert_allclose(from_vae_output(v, "imagenet", "raw", 1), x, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_in, n_out, antialias", [(32, 256, False), (64, 256, False), (512, 256, False),
+                                                    (256, 32, True), (256, 128, True), (256, 28, True)])
+def test_numpy_resize_matches_torch_interpolate(n_in, n_out, antialias):
+    x = np.random.default_rng(0).standard_normal((2, 3, n_in, n_in)).astype(np.float32)
+    ref = torch.nn.functional.interpolate(torch.from_numpy(x), size=(n_out, n_out), mode="bilinear",
+                                          align_corners=False, antialias=antialias).numpy()
+    np.testing.assert_allclose(resize(x, n_out, antialias), ref, atol=2e-6)
 
 
 def test_ncfm_quadrants_are_tl_tr_bl_br_and_merge_inverts():
-    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float).reshape(2, 3, 4, 4)
+    x = np.arange(2 * 3 * 4 * 4, dtype=np.float32).reshape(2, 3, 4, 4)
     q = split_mosaic(x)
     assert q.shape == (8, 3, 2, 2)
-    assert torch.equal(q[0], x[0, :, :2, :2]) and torch.equal(q[1], x[0, :, :2, 2:])
-    assert torch.equal(q[2], x[0, :, 2:, :2]) and torch.equal(q[3], x[0, :, 2:, 2:])
-    assert torch.equal(q[4], x[1, :, :2, :2])
-    assert torch.equal(merge_mosaic(q), x)
+    assert np.array_equal(q[0], x[0, :, :2, :2]) and np.array_equal(q[1], x[0, :, :2, 2:])
+    assert np.array_equal(q[2], x[0, :, 2:, :2]) and np.array_equal(q[3], x[0, :, 2:, 2:])
+    assert np.array_equal(q[4], x[1, :, :2, :2])
+    assert np.array_equal(merge_mosaic(q), x)

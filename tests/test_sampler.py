@@ -8,14 +8,14 @@ from diver_lite import noise
 from diver_lite.config import RecoverConfig
 from diver_lite.models import DIT_SCHEDULE
 from diver_lite.prepare import from_vae_output, to_vae_input
-from diver_lite.recovery import decode, encode, recover_batch
+from diver_lite.recovery import inherit, recover_batch
 from diver_lite.sampler import diver_sample
 from diver_lite.schedule import build_plan
 
 
-def _recover(models, x, labels, config, indices=None, space="imagenet"):
+def _recover(backend, x, labels, config, indices=None, space="imagenet"):
     indices = list(range(len(x))) if indices is None else indices
-    return recover_batch(models, x, labels, indices, config, build_plan(config, models.schedule), space)
+    return recover_batch(backend, x, np.asarray(labels), indices, config, build_plan(config, backend.schedule), space)
 
 
 def predd_reference(models, x, labels, keys, seed, t_init, K, cfg_scale=4.0):
@@ -32,7 +32,8 @@ def predd_reference(models, x, labels, keys, seed, t_init, K, cfg_scale=4.0):
     post_log_var = np.log(np.append(post_var[1], post_var[1:]))
     n = lambda stream: torch.from_numpy(noise.batch_noise(seed, keys, stream, (4, 4, 4)))  # noqa: E731
     with torch.no_grad():
-        img = torch.nn.functional.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
+        img = torch.nn.functional.interpolate(torch.from_numpy(x), size=(32, 32), mode="bilinear",
+                                              align_corners=False)
         dist = vae.encode(img).latent_dist
         z = (dist.mean + dist.std * n(0)) * scale
         xt = abar[t_init] ** 0.5 * z + (1 - abar[t_init]) ** 0.5 * n(1)
@@ -49,16 +50,16 @@ def predd_reference(models, x, labels, keys, seed, t_init, K, cfg_scale=4.0):
             mean = (abar_prev[i] ** 0.5 * beta[i] / (1 - abar[i])) * x0 \
                 + ((1 - beta[i]) ** 0.5 * (1 - abar_prev[i]) / (1 - abar[i])) * xt
             xt = mean + (torch.exp(0.5 * log_var) * n(2 + i) if i > 0 else 0)
-        return vae.decode(xt / scale).sample
+        return vae.decode(xt / scale).sample.numpy()
 
 
-def test_lambda_0_label_phase_all_ddpm_reproduces_predd(tiny_models):
+def test_lambda_0_label_phase_all_ddpm_reproduces_predd(tiny_models, tiny_backend):
     x, y = make_images(3), torch.tensor([3, 7, 1])
     config = RecoverConfig(t_init=10, steps=15, guidance_scale=0.0, label_phase="all", sampler="ddpm",
                            pixel_range="raw", keep_size=True, seed=5)
-    ours = _recover(tiny_models, x, y, config)
+    ours = _recover(tiny_backend, x, y, config)
     ref = predd_reference(tiny_models, x, y, [(i, 0) for i in range(3)], 5, 10, 15)
-    torch.testing.assert_close(ours, ref, atol=2e-4, rtol=1e-4)
+    np.testing.assert_allclose(ours, ref, atol=2e-4, rtol=1e-4)
 
 
 def _latent_run(models, config, z_inh, eps, labels):
@@ -92,14 +93,14 @@ def test_an_exact_denoiser_returns_the_inherited_latent(tiny_models):
     torch.testing.assert_close(out, z_inh, atol=1e-5, rtol=1e-5)
 
 
-def test_t_init_0_gives_the_vae_reconstruction(tiny_models):
+def test_t_init_0_gives_the_vae_reconstruction(tiny_backend):
     x, y = make_images(2), torch.tensor([1, 2])
     config = RecoverConfig(t_init=0, steps=1, cfg_scale=1.0, guidance_scale=0.0, seed=3)
-    out = _recover(tiny_models, x, y, config)
-    z = encode(tiny_models, to_vae_input(x, "imagenet", "auto"), [(0, 0), (1, 0)], 3)
-    recon = from_vae_output(decode(tiny_models, z), "imagenet", "auto", 3)
-    far = _recover(tiny_models, x, y, config.replace(t_init=30, steps=31))
-    err, err_far = (out - recon).abs().mean(), (far - recon).abs().mean()
+    out = _recover(tiny_backend, x, y, config)
+    z = inherit(tiny_backend, to_vae_input(x, "imagenet", "auto"), [(0, 0), (1, 0)], 3)
+    recon = from_vae_output(tiny_backend.decode(z / tiny_backend.scaling_factor), "imagenet", "auto", 3)
+    far = _recover(tiny_backend, x, y, config.replace(t_init=30, steps=31))
+    err, err_far = np.abs(out - recon).mean(), np.abs(far - recon).mean()
     assert err < 0.1 * err_far, (err, err_far)
 
 
@@ -117,30 +118,30 @@ def test_fusion_runs_unconditional_steps_before_the_concrete_phase():
     assert [c[2] for c in calls] == [1.0, 1.0, 1.0, 3.0, 3.0, 3.0]
 
 
-def test_each_image_has_its_own_seed_stream(tiny_models):
-    x, y = make_images(4), torch.tensor([0, 1, 2, 3])
+def test_each_image_has_its_own_seed_stream(tiny_backend):
+    x, y = make_images(4), np.array([0, 1, 2, 3])
     config = RecoverConfig(sampler="ddpm")
-    full = _recover(tiny_models, x, y, config)
+    full = _recover(tiny_backend, x, y, config)
     perm = [2, 0, 3, 1]
     # Same batch shape, other order: bit for bit.
-    assert torch.equal(_recover(tiny_models, x[perm], y[perm], config, indices=perm), full[perm])
+    assert np.array_equal(_recover(tiny_backend, x[perm], y[perm], config, indices=perm), full[perm])
     # Batch 1 vs batch 4: the same noise; BLAS picks other kernels for other batch sizes, so equal to fp32 rounding.
-    singles = torch.cat([_recover(tiny_models, x[i:i + 1], y[i:i + 1], config, indices=[i]) for i in range(4)])
-    torch.testing.assert_close(singles, full, atol=1e-4, rtol=1e-4)
+    singles = np.concatenate([_recover(tiny_backend, x[i:i + 1], y[i:i + 1], config, indices=[i])
+                              for i in range(4)])
+    np.testing.assert_allclose(singles, full, atol=1e-4, rtol=1e-4)
     # Another seed gives another result.
-    assert not torch.allclose(_recover(tiny_models, x, y, config.replace(seed=1)), full)
+    assert not np.allclose(_recover(tiny_backend, x, y, config.replace(seed=1)), full)
 
 
-def test_ncfm_mosaics_come_back_as_mosaics_of_the_input_size(tiny_models):
-    x = torch.rand(2, 3, 64, 64)
-    out = recover_batch(tiny_models, x, torch.tensor([1, 2]), [0, 1], RecoverConfig(),
-                        build_plan(RecoverConfig(), DIT_SCHEDULE), "unit", mosaic=True)
-    assert out.shape == (2, 3, 64, 64) and torch.isfinite(out).all()
+def test_ncfm_mosaics_come_back_as_mosaics_of_the_input_size(tiny_backend):
+    x = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
+    plan = build_plan(RecoverConfig(), DIT_SCHEDULE)
+    out = recover_batch(tiny_backend, x, np.array([1, 2]), [0, 1], RecoverConfig(), plan, "unit", mosaic=True)
+    assert out.shape == (2, 3, 64, 64) and np.isfinite(out).all()
     # Each quadrant is recovered on its own: changing one input quadrant leaves the other three alone.
-    x2 = x.clone()
+    x2 = x.copy()
     x2[0, :, :32, :32] = 0.0
-    out2 = recover_batch(tiny_models, x2, torch.tensor([1, 2]), [0, 1], RecoverConfig(),
-                         build_plan(RecoverConfig(), DIT_SCHEDULE), "unit", mosaic=True)
-    assert not torch.allclose(out2[0, :, :8, :8], out[0, :, :8, :8])
-    torch.testing.assert_close(out2[0, :, 40:, 40:], out[0, :, 40:, 40:], atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(out2[1], out[1], atol=1e-4, rtol=1e-4)
+    out2 = recover_batch(tiny_backend, x2, np.array([1, 2]), [0, 1], RecoverConfig(), plan, "unit", mosaic=True)
+    assert not np.allclose(out2[0, :, :8, :8], out[0, :, :8, :8])
+    np.testing.assert_allclose(out2[0, :, 40:, 40:], out[0, :, 40:, 40:], atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(out2[1], out[1], atol=1e-4, rtol=1e-4)

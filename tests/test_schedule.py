@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
@@ -10,7 +11,22 @@ from diver_lite.config import RecoverConfig
 from diver_lite.errors import ConfigError
 from diver_lite.guidance import ddim_update, ddpm_update, learned_sigma, predict_x0
 from diver_lite.models import DIT_SCHEDULE
-from diver_lite.schedule import StepParams, build_plan, make_scheduler
+from diver_lite.schedule import StepParams, alphas_cumprod, build_plan, respaced_timesteps
+
+
+def _diffusers_ddpm(schedule=DIT_SCHEDULE, steps=50):
+    sched = DDPMScheduler(**schedule, variance_type="learned_range", clip_sample=False, timestep_spacing="linspace")
+    sched.set_timesteps(steps)
+    return sched
+
+
+@pytest.mark.parametrize("schedule", [DIT_SCHEDULE, dict(DIT_SCHEDULE, num_train_timesteps=4000),
+                                      dict(DIT_SCHEDULE, beta_start=0.00085, beta_end=0.012)])
+@pytest.mark.parametrize("steps", [50, 250, 7])
+def test_numpy_schedule_equals_diffusers_bit_for_bit(schedule, steps):
+    sched = _diffusers_ddpm(schedule, steps)
+    assert np.array_equal(alphas_cumprod(schedule), sched.alphas_cumprod.numpy())
+    assert np.array_equal(respaced_timesteps(schedule["num_train_timesteps"], steps)[::-1], sched.timesteps.numpy())
 
 
 def test_respacing_is_dits_linspace_not_leading():
@@ -30,7 +46,7 @@ def test_truncated_run_starts_at_k_minus_1_and_noises_to_t_init():
 
 def test_forward_noise_matches_diffusers_add_noise():
     plan = build_plan(RecoverConfig(t_init=20, steps=20), DIT_SCHEDULE)
-    sched = make_scheduler(DIT_SCHEDULE, 50)
+    sched = _diffusers_ddpm()
     z, eps = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
     ours = plan.init_alpha_bar ** 0.5 * z + (1 - plan.init_alpha_bar) ** 0.5 * eps
     theirs = sched.add_noise(z, eps, torch.tensor([plan.init_timestep]))
@@ -64,9 +80,7 @@ def test_ddim_update_equals_diffusers_ddim_step():
 
 def test_ddpm_update_and_learned_sigma_equal_diffusers_learned_range():
     plan = build_plan(RecoverConfig(t_init=49, steps=50, sampler="ddpm"), DIT_SCHEDULE)
-    sched = DDPMScheduler(**DIT_SCHEDULE, variance_type="learned_range", clip_sample=False,
-                          timestep_spacing="linspace")
-    sched.set_timesteps(50)
+    sched = _diffusers_ddpm()
     x, out = torch.randn(2, 4, 8, 8), torch.randn(2, 8, 8, 8) * 0.5
     for p in plan.steps:
         if p.index == 0:
