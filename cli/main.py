@@ -34,9 +34,11 @@ def cli():
 
 
 def _register():
+    from .export import export
     from .recover import recover
 
     cli.add_command(recover)
+    cli.add_command(export)
 
 
 _register()

@@ -20,6 +20,9 @@ Examples:
 \b
   # the original checkpoint, with the VAE from the local Hugging Face cache
   diver-lite recover mtt_run/ -o out/mtt --model DiT-XL-2-256x256.pt --vae stabilityai/sd-vae-ft-mse
+
+  # ONNX Runtime, on graphs from `diver-lite export` (npz and image folders need no torch)
+  diver-lite recover set.npz -o out/ort --backend onnxruntime --onnx onnx/
 """
 
 
@@ -59,6 +62,10 @@ def _class_map(path: Path | None):
 @click.option("--model", default=None, help="Diffusers DiT folder, original DiT .pt, repo id in the local HF "
               "cache, or tiny-random.")
 @click.option("--vae", default=None, help="AutoencoderKL folder or cached repo id (needed with an original .pt).")
+@click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch",
+              help="torch, or ONNX Runtime over graphs from `diver-lite export` (with --onnx).")
+@click.option("--onnx", "onnx_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder written by `diver-lite export`, for --backend onnxruntime.")
 @click.option("--method", type=click.Choice(sorted(METHOD_PRESETS)), default=None,
               help="Distillation method: takes PReDD's t_init/K for --ipc unless --t-init/--steps are given.")
 @click.option("--ipc", type=click.IntRange(min=1), default=1, help="Images per class, with --method.")
@@ -89,7 +96,8 @@ def _class_map(path: Path | None):
 @click.option("--overwrite", is_flag=True, help="Replace a previous run in the -o folder.")
 @click.option("--no-png", is_flag=True, help="Skip png/ and grid.png.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae, method, ipc, t_init, steps, align,
+def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae, backend, onnx_dir, method, ipc,
+            t_init, steps, align,
             sampling_steps, cfg_scale, cfg_channels, guidance_scale, guidance_window, no_sigma_scaling,
             label_phase, sampler, pixel_range, keep_size, batch_size, seed, device, resume, overwrite, no_png,
             quiet):
@@ -130,7 +138,8 @@ def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae,
 
     log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     try:
-        report = run_recover(input_path, out, config, model=model, vae=vae, layout=layout, pixel_space=pixel_space,
+        report = run_recover(input_path, out, config, model=model, vae=vae, backend=backend, onnx_dir=onnx_dir,
+                             layout=layout, pixel_space=pixel_space,
                              subset=subset, class_map=_class_map(class_map), device=device, resume=resume,
                              overwrite=overwrite, write_pngs=not no_png, progress=progress, log=log)
     finally:

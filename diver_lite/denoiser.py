@@ -1,8 +1,8 @@
-"""The torch DiT behind the sampler's denoiser call: CFG on the doubled batch [x; x] with labels [y; null]."""
+"""The torch DiT behind the sampler's denoiser call (guidance.cfg_denoise does the CFG)."""
 
 import torch
 
-from .guidance import cfg_combine
+from .guidance import cfg_denoise
 
 
 class TorchDenoiser:
@@ -26,12 +26,7 @@ class TorchDenoiser:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, timestep: int, class_labels: torch.Tensor | None, cfg_scale: float):
-        B = x.shape[0]
-        null = torch.full((B,), self.null_class, dtype=torch.long)
-        if class_labels is None:
-            return self._run(x, timestep, null)
-        if cfg_scale == 1.0:
-            return self._run(x, timestep, class_labels)
-        out = self._run(torch.cat([x, x]), timestep, torch.cat([class_labels.long().cpu(), null]))
-        # Slice by B (not chunk(2)) so an exported graph keeps a symbolic batch dimension.
-        return cfg_combine(out[:B], out[B:], cfg_scale, self.cfg_channels).to(x.device)
+        null = torch.full((x.shape[0],), self.null_class, dtype=torch.long, device=self.device)
+        labels = None if class_labels is None else class_labels.long().to(self.device)
+        return cfg_denoise(self._run, torch.cat, x.to(self.device), timestep, labels, null, cfg_scale,
+                           self.cfg_channels)

@@ -49,3 +49,9 @@ class MissingDependencyError(DiverLiteError):
 
     def __init__(self, package: str, feature: str, install: str):
         super().__init__(f"{feature} needs the package '{package}'", f"install it: {install}")
+
+
+class ExportError(DiverLiteError):
+    """An ONNX graph could not be exported, or does not match torch within its tolerance."""
+
+    exit_code = 1

@@ -15,6 +15,19 @@ def cfg_combine(out_cond, out_uncond, scale: float, channels: int):
     return out
 
 
+def cfg_denoise(run, concat, x, timestep: int, class_labels, null_labels, cfg_scale: float, channels: int):
+    """The sampler's denoiser call over any backend. run(x, timestep, labels) -> model_output evaluates the DiT;
+    concat joins along the batch. Unconditional: the null class alone. Conditional: the doubled batch
+    [x; x] with labels [y; null], combined by CFG."""
+    if class_labels is None:
+        return run(x, timestep, null_labels)
+    if cfg_scale == 1.0:
+        return run(x, timestep, class_labels)
+    B = x.shape[0]
+    out = run(concat([x, x]), timestep, concat([class_labels, null_labels]))
+    return cfg_combine(out[:B], out[B:], cfg_scale, channels)  # slice by B (not chunk) for symbolic batches
+
+
 def predict_x0(x, eps, p: StepParams):
     """x0_pred = (x - sqrt(1 - abar_i) eps) / sqrt(abar_i), not clipped."""
     return (x - (1 - p.alpha_bar) ** 0.5 * eps) / p.alpha_bar ** 0.5
@@ -44,9 +57,8 @@ def ddpm_update(x, x0_pred, sigma, noise, p: StepParams):
 
 
 def semantic_guidance(x_prev, x0_pred, z_inh, sigma, p: StepParams, sigma_scaling: bool = True):
-    """x_{i-1} <- x_{i-1} - lambda_i sigma_i (x0_pred - z_inh): closed form, no gradient through any model."""
-    if p.guidance == 0:
-        return x_prev
+    """x_{i-1} <- x_{i-1} - lambda_i sigma_i (x0_pred - z_inh): closed form, no gradient through any model.
+    No branch on lambda_i = 0 (the update is then exactly x_{i-1}), so the step traces into an ONNX graph."""
     scale = p.guidance * sigma if sigma_scaling else p.guidance
     return x_prev - scale * (x0_pred - z_inh)
 

@@ -16,7 +16,7 @@ def versions() -> dict:
 
     out = {"diver_lite": __version__, "python": sys.version.split()[0], "numpy": np.__version__}
     for name in ("torch", "diffusers", "onnxruntime", "onnx"):
-        if name in sys.modules:
+        if sys.modules.get(name) is not None:
             out[name] = importlib.metadata.version(name if name != "onnxruntime" else _ort_distribution())
     out["platform"] = platform.platform()
     return out
@@ -77,7 +77,7 @@ def render_markdown(report: dict) -> str:
         f"{report['input']['shape']}, pixel space {report['input']['pixel_space']})",
         f"- output: `{report['output']['set']}`",
         f"- model: `{report['model']['source']}` (image {report['model']['image_size']}², latent "
-        f"{report['model']['latent']}, {report['model']['transformer_parameters']:,} DiT parameters)",
+        f"{report['model']['latent']})",
         f"- backend: {report['backend']} on {report['device']} (provider {report['provider']})",
         f"- seed: {cfg['seed']}",
         f"- images recovered in this run: {report['images_this_run']} (resumed with "

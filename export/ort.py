@@ -1,0 +1,147 @@
+"""ONNX Runtime backend: the exported DiT and VAE behind the same calls as the torch backend, on numpy arrays.
+Imports neither torch nor diffusers, so npz and image-folder sets recover with numpy + onnxruntime alone."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from diver_lite.errors import ConfigError, MissingDependencyError, ModelError
+from diver_lite.guidance import cfg_denoise
+
+FORMAT = "diver-lite-onnx/1"  # as export.onnx writes it (not imported from there: it imports torch)
+CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise MissingDependencyError("onnxruntime", "--backend onnxruntime",
+                                     'pip install -e ".[onnx]" (or ".[onnx-gpu]" for CUDA; not both)')
+    return onnxruntime
+
+
+def read_manifest(folder: Path) -> dict:
+    path = folder / "manifest.json"
+    if not path.is_file():
+        raise ModelError(f"{folder} has no manifest.json", "point --onnx at a folder written by diver-lite export")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ModelError(f"{path} is not valid JSON: {e}", "re-run diver-lite export")
+    if manifest.get("format") != FORMAT:
+        raise ModelError(f"{path} has format {manifest.get('format')!r}, expected {FORMAT}",
+                         "re-export with this version of diver-lite")
+    missing = [g for g in ("dit", "vae_encoder", "vae_decoder") if g not in manifest.get("graphs", {})
+               or not (folder / manifest["graphs"][g]["file"]).is_file()]
+    if missing:
+        raise ModelError(f"{folder} lacks the graphs {', '.join(missing)}", "re-run diver-lite export")
+    return manifest
+
+
+def providers_for(device: str) -> list[str]:
+    """auto: CUDA when this onnxruntime has it, else CPU. cuda: CUDA or a loud failure. cpu: CPU."""
+    available = _ort().get_available_providers()
+    if device == "cpu":
+        return [CPU]
+    if device.startswith("cuda"):
+        if CUDA not in available:
+            raise ConfigError(f"--device {device} needs onnxruntime's CUDA provider; this onnxruntime has "
+                              f"{', '.join(available)}", 'install the GPU build: pip install -e ".[onnx-gpu]" '
+                              "(uninstall onnxruntime first) with CUDA 12 and cuDNN 9 libraries")
+        return [CUDA, CPU]
+    if device != "auto":
+        raise ConfigError(f"unknown device {device!r}", "use auto, cpu or cuda")
+    return [CUDA, CPU] if CUDA in available else [CPU]
+
+
+class OrtSession:
+    """One graph; runs a batch at once, or image by image when the graph was exported with a fixed batch."""
+
+    def __init__(self, path: Path, providers: list[str], fixed_batch: int | None, threads: int | None):
+        ort = _ort()
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types
+            raise ModelError(f"{path.name} does not load: {str(e).splitlines()[0][:200]}", "re-run diver-lite export")
+        if providers[0] == CUDA and self.session.get_providers()[0] != CUDA:
+            raise ConfigError(f"onnxruntime fell back to {self.session.get_providers()[0]} for {path.name}",
+                              "the CUDA libraries onnxruntime-gpu needs (CUDA 12, cuDNN 9) were not found")
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.fixed_batch = fixed_batch
+
+    @property
+    def provider(self) -> str:
+        return self.session.get_providers()[0]
+
+    def __call__(self, *arrays):
+        if self.fixed_batch is None or arrays[0].shape[0] == self.fixed_batch:
+            return self.session.run(None, dict(zip(self.inputs, arrays)))
+        parts = [self.session.run(None, dict(zip(self.inputs, [a[i:i + 1] for a in arrays])))
+                 for i in range(arrays[0].shape[0])]
+        return [np.concatenate(outs) for outs in zip(*parts)]
+
+
+class OrtBackend:
+    name = "onnxruntime"
+
+    def __init__(self, folder, device: str = "auto", cfg_channels: int = 3):
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ModelError(f"ONNX folder {folder} does not exist", "run diver-lite export first")
+        self.manifest = m = read_manifest(folder)
+        providers = providers_for(device)
+        threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or None
+        self.sessions = {name: OrtSession(folder / m["graphs"][name]["file"], providers,
+                                          m["graphs"][name].get("fixed_batch"), threads)
+                         for name in ("dit", "vae_encoder", "vae_decoder")}
+        self.image_size, self.latent_channels = m["image_size"], m["latent_channels"]
+        self.latent_size, self.scaling_factor = m["latent_size"], m["scaling_factor"]
+        self.num_classes, self.null_class = m["num_classes"], m["null_class"]
+        self.schedule, self.cfg_channels = m["schedule"], cfg_channels
+        self.source = f"onnx:{m['source_hash']}:{m['precision']}"
+
+    def _run_dit(self, x, timestep: int, labels):
+        t = np.full((x.shape[0],), timestep, dtype=np.int64)
+        return self.sessions["dit"](x.astype(np.float32), t, labels.astype(np.int64))[0]
+
+    def denoiser(self, x, timestep: int, class_labels, cfg_scale: float):
+        null = np.full((x.shape[0],), self.null_class, dtype=np.int64)
+        return cfg_denoise(self._run_dit, np.concatenate, x, timestep, class_labels, null, cfg_scale,
+                           self.cfg_channels)
+
+    def asarray(self, x) -> np.ndarray:
+        return np.asarray(x)
+
+    def numpy(self, x) -> np.ndarray:
+        return np.asarray(x, dtype=np.float32)
+
+    def encode(self, x: np.ndarray):
+        mean, std = self.sessions["vae_encoder"](x.astype(np.float32))
+        return mean, std
+
+    def decode(self, z) -> np.ndarray:
+        return self.sessions["vae_decoder"](np.asarray(z, dtype=np.float32))[0]
+
+    def synchronize(self) -> None:
+        pass
+
+    def provider(self) -> str:
+        return self.sessions["dit"].provider
+
+    def device_name(self) -> str:
+        return f"onnxruntime {self.provider()} ({self.manifest['precision']} DiT)"
+
+    def describe(self) -> dict:
+        m = self.manifest
+        return {"source": self.source, "exported_from": m["source_model"], "image_size": m["image_size"],
+                "latent": [m["latent_channels"], m["latent_size"], m["latent_size"]],
+                "num_classes": m["num_classes"], "precision": m["precision"], "opset": m["opset"]}
+
+    def peak_memory(self) -> dict:
+        return {}

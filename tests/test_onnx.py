@@ -1,0 +1,157 @@
+"""ONNX export and the ONNX Runtime backend on the tiny model: validation, parity with torch, no torch needed."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from click.testing import CliRunner  # noqa: E402
+
+from conftest import make_images  # noqa: E402
+from diver_lite.cli.main import cli  # noqa: E402
+from diver_lite.config import RecoverConfig  # noqa: E402
+from diver_lite.errors import ConfigError, ExportError  # noqa: E402
+from diver_lite.export.ort import OrtBackend  # noqa: E402
+from diver_lite.recovery import recover_batch  # noqa: E402
+from diver_lite.schedule import build_plan  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def onnx_fp32(tmp_path_factory, tiny_models):
+    from diver_lite.export.onnx import export_models
+
+    folder = tmp_path_factory.mktemp("onnx-fp32")
+    export_models(tiny_models, folder, "fp32")
+    return folder
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    peak = float(np.abs(b).max())
+    return 10 * np.log10(peak ** 2 / float(((a - b) ** 2).mean()))
+
+
+def test_export_writes_validated_graphs_with_a_symbolic_batch(onnx_fp32):
+    import onnx
+
+    manifest = json.loads((onnx_fp32 / "manifest.json").read_text())
+    assert manifest["opset"] == 18 and manifest["precision"] == "fp32" and manifest["null_class"] == 1000
+    for name in ("dit", "guided_step", "vae_encoder", "vae_decoder"):
+        graph = manifest["graphs"][name]
+        assert graph["dynamic_batch"] and max(graph["max_abs_diff_vs_torch"].values()) < 1e-4
+        model = onnx.load(str(onnx_fp32 / graph["file"]), load_external_data=False)
+        assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # symbolic, not a number
+
+
+def test_validation_catches_a_corrupted_graph(tmp_path, onnx_fp32, tiny_models):
+    import shutil
+
+    from diver_lite.export.onnx import DiTGraph, _examples, validate_graph
+
+    shutil.copy(onnx_fp32 / "dit.onnx", tmp_path / "dit.onnx")
+    data = np.frombuffer((onnx_fp32 / "dit.onnx.data").read_bytes(), dtype=np.float32)
+    (tmp_path / "dit.onnx.data").write_bytes((data * 1.01).tobytes())   # every weight 1% off
+    module = DiTGraph(tiny_models.transformer).eval()
+    with pytest.raises(ExportError, match="differs from torch: model_output max \\|diff\\|"):
+        validate_graph(tmp_path / "dit.onnx", module, [_examples(tiny_models, 2)["dit"]])
+    (tmp_path / "dit.onnx").write_bytes((onnx_fp32 / "dit.onnx").read_bytes()[:500])   # truncated
+    with pytest.raises(ExportError, match="does not load"):
+        validate_graph(tmp_path / "dit.onnx", module, [_examples(tiny_models, 2)["dit"]])
+
+
+@pytest.mark.parametrize("config", [RecoverConfig(), RecoverConfig(sampler="ddpm", label_phase="all", seed=3)])
+def test_onnxruntime_recovery_equals_torch(onnx_fp32, tiny_backend, config):
+    ort = OrtBackend(onnx_fp32, device="cpu")
+    x, y = make_images(3), np.array([4, 100, 999])
+    plan = build_plan(config, tiny_backend.schedule)
+    ours = recover_batch(ort, x, y, [0, 1, 2], config, plan, "imagenet")
+    ref = recover_batch(tiny_backend, x, y, [0, 1, 2], config, plan, "imagenet")
+    assert psnr(ours, ref) >= 40, psnr(ours, ref)
+    np.testing.assert_allclose(ours, ref, atol=1e-3)
+
+
+def test_the_guided_step_graph_is_one_diver_step(onnx_fp32, tiny_backend):
+    """Looping guided_step.onnx over the plan reproduces the sampler (every step conditional)."""
+    import onnxruntime as ort
+
+    from diver_lite.export.onnx import step_params_array
+    from diver_lite.sampler import diver_sample
+
+    config = RecoverConfig(label_phase="all", guidance_scale=0.8)
+    plan = build_plan(config, tiny_backend.schedule)
+    rng = np.random.default_rng(0)
+    z_inh, eps = rng.standard_normal((2, 4, 4, 4), dtype=np.float32), rng.standard_normal((2, 4, 4, 4), np.float32)
+    labels = np.array([3, 9])
+    session = ort.InferenceSession(str(onnx_fp32 / "guided_step.onnx"), providers=["CPUExecutionProvider"])
+    x = plan.init_alpha_bar ** 0.5 * z_inh + (1 - plan.init_alpha_bar) ** 0.5 * eps
+    for p in plan.steps:
+        x, _ = session.run(None, {"x": x, "timestep": np.array([p.timestep]), "class_labels": labels,
+                                  "z_inh": z_inh, "step_params": step_params_array(p)})
+    ref = tiny_backend.numpy(diver_sample(tiny_backend.denoiser, tiny_backend.asarray(z_inh),
+                                          tiny_backend.asarray(eps), tiny_backend.asarray(labels), plan))
+    np.testing.assert_allclose(x, ref, atol=1e-4)
+
+
+def test_int8_export_stays_close_to_torch(tmp_path, tiny_models, tiny_backend):
+    from diver_lite.export.onnx import export_models
+
+    export_models(tiny_models, tmp_path, "int8", graphs=("dit", "vae_encoder", "vae_decoder"))
+    x, y, config = make_images(2), np.array([1, 2]), RecoverConfig()
+    plan = build_plan(config, tiny_backend.schedule)
+    ours = recover_batch(OrtBackend(tmp_path, device="cpu"), x, y, [0, 1], config, plan, "imagenet")
+    ref = recover_batch(tiny_backend, x, y, [0, 1], config, plan, "imagenet")
+    assert psnr(ours, ref) >= 28, psnr(ours, ref)
+
+
+def test_cuda_without_the_cuda_provider_fails_loudly(onnx_fp32):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    with pytest.raises(ConfigError, match="CUDA provider"):
+        OrtBackend(onnx_fp32, device="cuda")
+
+
+NO_TORCH = """
+import sys
+sys.modules["torch"] = None        # any `import torch` now raises ImportError
+sys.modules["diffusers"] = None
+sys.argv = ["diver-lite", "recover", sys.argv[1], "-o", sys.argv[2], "--backend", "onnxruntime",
+            "--onnx", sys.argv[3], "--device", "cpu", "-q"]
+from diver_lite.cli.main import main
+main()
+"""
+
+
+def test_onnxruntime_path_runs_without_torch(tmp_path, onnx_fp32):
+    src = tmp_path / "set.npz"
+    np.savez(src, images=np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8),
+             labels=np.array([0, 1, 2]))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-c", NO_TORCH, str(src), str(out), str(onnx_fp32)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["provider"] == "CPUExecutionProvider" and report["backend"] == "onnxruntime"
+    assert "torch" not in report["versions"] and "onnxruntime" in report["versions"]
+    assert np.load(out / "set.npz")["images"].shape == (3, 16, 16, 3)
+
+
+def test_cli_export_then_recover(tmp_path, dm_file):
+    runner = CliRunner()
+    onnx_dir = tmp_path / "onnx"
+    result = runner.invoke(cli, ["export", "--model", "tiny-random", "-o", str(onnx_dir), "--graphs",
+                                 "dit,vae_encoder,vae_decoder"], catch_exceptions=False)
+    assert result.exit_code == 0 and "Exported dit, vae_encoder, vae_decoder (fp32" in result.output
+    again = runner.invoke(cli, ["export", "--model", "tiny-random", "-o", str(onnx_dir)])
+    assert again.exit_code == 2 and "not empty" in again.output
+    result = runner.invoke(cli, ["recover", str(dm_file), "-o", str(tmp_path / "out"), "--backend", "onnxruntime",
+                                 "--onnx", str(onnx_dir), "-q"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    bad = runner.invoke(cli, ["recover", str(dm_file), "-o", str(tmp_path / "o2"), "--backend", "onnxruntime",
+                              "--onnx", str(tmp_path)])
+    assert bad.exit_code == 2 and "no manifest.json" in bad.output
