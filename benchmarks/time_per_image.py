@@ -14,30 +14,18 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import torch
 
 from diver_lite.config import RecoverConfig
-from diver_lite.models import DIT_SCHEDULE, SD_VAE_SCALING, DiverModels, build_tiny_models, tie_embedders
+from diver_lite.backend import TorchBackend
+from diver_lite.models import build_tiny_models, tie_embedders
 from diver_lite.recovery import StageTimes, recover_batch
-from diver_lite.report import peak_memory_mb
+from diver_lite.report import peak_rss_mb
 from diver_lite.schedule import build_plan
+from xl import build_xl
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-
-
-def build_xl() -> DiverModels:
-    """DiT-XL/2 (diffusers' defaults are the XL/2 sizes) with learned sigma, and the sd-vae-ft-mse architecture."""
-    from diffusers import AutoencoderKL, DiTTransformer2DModel
-
-    torch.manual_seed(0)
-    transformer = DiTTransformer2DModel(out_channels=8)
-    shared = transformer.transformer_blocks[0].norm1.emb.state_dict()
-    for block in transformer.transformer_blocks[1:]:
-        block.norm1.emb.load_state_dict(shared)
-    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-                        up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4,
-                        sample_size=256, scaling_factor=SD_VAE_SCALING)
-    return DiverModels(transformer.eval(), vae.eval(), dict(DIT_SCHEDULE), "random DiT-XL/2 + sd-vae")
 
 
 def run_one(model: str, dtype: str, t_init: int, steps: int, label_phase: str) -> dict:
@@ -49,18 +37,19 @@ def run_one(model: str, dtype: str, t_init: int, steps: int, label_phase: str) -
     build_s = time.perf_counter() - start
     config = RecoverConfig(t_init=t_init, steps=steps, label_phase=label_phase)
     plan = build_plan(config, models.schedule)
-    x = torch.randn(1, 3, 32, 32) * 0.5
-    label = torch.tensor([207])
-    recover_batch(models, x, label, [0], config, plan, "imagenet") if model == "tiny" else None  # warm-up (tiny)
+    backend = TorchBackend(models)
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32) * 0.5
+    label = np.array([207])
+    recover_batch(backend, x, label, [0], config, plan, "imagenet") if model == "tiny" else None  # warm-up (tiny)
     times = StageTimes()
     start = time.perf_counter()
-    out = recover_batch(models, x, label, [1], config, plan, "imagenet", times=times)
+    out = recover_batch(backend, x, label, [1], config, plan, "imagenet", times=times)
     total = time.perf_counter() - start
     cfg_steps = sum(p.conditional for p in plan.steps)
     return {"model": model, "dtype": dtype, "threads": torch.get_num_threads(), "steps": steps,
             "cfg_steps": cfg_steps, "uncond_steps": steps - cfg_steps, "build_s": round(build_s, 2),
             **{f"{k}_s": round(v, 3) for k, v in times.seconds.items()}, "per_image_s": round(total, 3),
-            "finite": bool(torch.isfinite(out).all()), **peak_memory_mb(torch.device("cpu"))}
+            "finite": bool(np.isfinite(out).all()), "cpu_peak_rss_mb": peak_rss_mb()}
 
 
 def main():

@@ -1,6 +1,2 @@
-"""ONNX export of the guided denoiser and the VAE (installed as diver_lite.export).
-
-Not built yet: the ONNX issue adds it here. The seam it plugs into exists: `diver_lite.sampler.diver_sample`
-drives any denoiser with the call of `diver_lite.denoiser.TorchDenoiser`, and `diver_lite.guidance` is plain
-arithmetic that runs on numpy arrays as well as torch tensors.
-"""
+"""ONNX export of the DiT, the DIVER guided step and the VAE (onnx.py, needs torch), and the ONNX Runtime backend
+that runs them without torch (ort.py). Installed as diver_lite.export."""

@@ -99,18 +99,20 @@ def model_hash(models: DiverModels) -> str:
     return h.hexdigest()[:16]
 
 
-def _examples(models: DiverModels, batch: int) -> dict:
+def example_inputs(name: str, models: DiverModels, batch: int) -> tuple:
+    """Random inputs of graph `name` at `batch` images (the DiT graph sees the CFG-doubled batch)."""
     g = torch.Generator().manual_seed(batch)
-    C, h, S = models.latent_channels, models.latent_size, models.image_size
+    C, h = models.latent_channels, models.latent_size
     x = torch.randn(batch, C, h, h, generator=g)
     labels = torch.randint(0, models.num_classes, (batch,), generator=g)
-    return {
-        "dit": (torch.cat([x, x]), torch.full((2 * batch,), 500), torch.cat([labels, torch.full_like(labels, 1)])),
-        "guided_step": (x, torch.tensor([500]), labels, torch.randn(batch, C, h, h, generator=g),
-                        torch.tensor([0.3, 0.35, -4.0, -4.2, 0.5, 4.0])),
-        "vae_encoder": (torch.rand(batch, 3, S, S, generator=g) * 2 - 1,),
-        "vae_decoder": (torch.randn(batch, C, h, h, generator=g),),
-    }
+    if name == "dit":
+        return torch.cat([x, x]), torch.full((2 * batch,), 500), torch.cat([labels, torch.full_like(labels, 1)])
+    if name == "guided_step":
+        return (x, torch.tensor([500]), labels, torch.randn(batch, C, h, h, generator=g),
+                torch.tensor([0.3, 0.35, -4.0, -4.2, 0.5, 4.0]))
+    if name == "vae_encoder":
+        return (torch.rand(batch, 3, models.image_size, models.image_size, generator=g) * 2 - 1,)
+    return (x,)
 
 
 SPECS = {  # graph: (input names, output names)
@@ -248,7 +250,7 @@ def export_models(models: DiverModels, out: str | os.PathLike, precision: str = 
         log(f"[{k + 1}/{len(graphs)}] exporting {name} ...")
         module = _module(name, models, cfg_channels, sigma_scaling).eval()
         path = out / f"{name}.onnx"
-        ex1, ex3 = _examples(models, 1)[name], _examples(models, 3)[name]
+        ex1, ex3 = example_inputs(name, models, 1), example_inputs(name, models, 3)
         try:
             dynamic = _export_one(name, module, ex3, path, dynamic=True)  # batch 3: no 0/1 specialisation
         except Exception as e:  # noqa: BLE001

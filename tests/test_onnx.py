@@ -50,17 +50,17 @@ def test_export_writes_validated_graphs_with_a_symbolic_batch(onnx_fp32):
 def test_validation_catches_a_corrupted_graph(tmp_path, onnx_fp32, tiny_models):
     import shutil
 
-    from diver_lite.export.onnx import DiTGraph, _examples, validate_graph
+    from diver_lite.export.onnx import DiTGraph, example_inputs, validate_graph
 
     shutil.copy(onnx_fp32 / "dit.onnx", tmp_path / "dit.onnx")
     data = np.frombuffer((onnx_fp32 / "dit.onnx.data").read_bytes(), dtype=np.float32)
     (tmp_path / "dit.onnx.data").write_bytes((data * 1.01).tobytes())   # every weight 1% off
     module = DiTGraph(tiny_models.transformer).eval()
     with pytest.raises(ExportError, match="differs from torch: model_output max \\|diff\\|"):
-        validate_graph(tmp_path / "dit.onnx", module, [_examples(tiny_models, 2)["dit"]])
+        validate_graph(tmp_path / "dit.onnx", module, [example_inputs("dit", tiny_models, 2)])
     (tmp_path / "dit.onnx").write_bytes((onnx_fp32 / "dit.onnx").read_bytes()[:500])   # truncated
     with pytest.raises(ExportError, match="does not load"):
-        validate_graph(tmp_path / "dit.onnx", module, [_examples(tiny_models, 2)["dit"]])
+        validate_graph(tmp_path / "dit.onnx", module, [example_inputs("dit", tiny_models, 2)])
 
 
 @pytest.mark.parametrize("config", [RecoverConfig(), RecoverConfig(sampler="ddpm", label_phase="all", seed=3)])
