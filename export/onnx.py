@@ -10,10 +10,14 @@ Graphs (opset 18, `torch.onnx.export(dynamo=True)`; opset 17 gave a Split that O
 A manifest.json names the graphs, shapes, opset, precision and the source model's hash.
 """
 
+import contextlib
 import hashlib
+import io
 import json
+import logging
 import os
 import time
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -151,6 +155,26 @@ def _export_one(name, module, example, path: Path, dynamic: bool) -> bool:
               for n in inputs}
     kwargs = dict(dynamo=True, opset_version=OPSET, input_names=list(inputs), output_names=list(outputs),
                   external_data=True, verbose=False)
+    with _quiet_exporter():
+        return _export_or_fix_batch(module, example, path, dynamic, shapes, kwargs, name)
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The dynamo exporter logs and warns at length (missing torchvision ops, pytree deprecations, progress
+    lines); diver-lite prints its own progress and reports real failures as ExportError."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _export_or_fix_batch(module, example, path: Path, dynamic: bool, shapes, kwargs, name: str) -> bool:
     if dynamic:
         try:
             torch.onnx.export(module, example, str(path), dynamic_shapes=shapes, **kwargs)
