@@ -7,6 +7,7 @@ import click
 
 from diver_lite import __version__
 from diver_lite.errors import DiverLiteError
+from diver_lite.pipeline import Interrupted
 
 
 class DiverGroup(click.Group):
@@ -16,9 +17,10 @@ class DiverGroup(click.Group):
         except DiverLiteError as e:
             click.echo(f"Error: {e.message}" + (f" -- fix: {e.hint}" if e.hint else ""), err=True)
             sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("\nInterrupted. Finished images are kept; run the same command with --resume to go on.",
-                       err=True)
+        except (KeyboardInterrupt, Interrupted) as e:
+            what = f" ({e})" if isinstance(e, Interrupted) else ""
+            click.echo(f"\nInterrupted{what}. Finished images are kept; run the same command with --resume to go "
+                       "on.", err=True)
             sys.exit(130)
 
 

@@ -1,5 +1,8 @@
 """`diver-lite recover`: distilled set in, recovered set out."""
 
+import contextlib
+import signal
+import threading
 from pathlib import Path
 
 import click
@@ -95,12 +98,16 @@ def _class_map(path: Path | None):
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in the same -o folder.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous run in the -o folder.")
 @click.option("--no-png", is_flag=True, help="Skip png/ and grid.png.")
+@click.option("--max-png", type=click.IntRange(min=0), default=1000,
+              help="Write PNGs for at most this many images (the grid shows at most 50).")
+@click.option("--shard", default=None, metavar="K/N", help="Recover only shard K of N (0-based). Under torchrun "
+              "or accelerate launch it is read from RANK/WORLD_SIZE; the last shard to finish writes the set.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae, backend, onnx_dir, method, ipc,
             t_init, steps, align,
             sampling_steps, cfg_scale, cfg_channels, guidance_scale, guidance_window, no_sigma_scaling,
             label_phase, sampler, pixel_range, keep_size, batch_size, seed, device, resume, overwrite, no_png,
-            quiet):
+            max_png, shard, quiet):
     """Recover a distilled set with DIVER (semantic inheritance, guidance and fusion).
 
     INPUT is a distilled set: a DM .pt, an MTT/EDF or GLaD folder (images_best.pt), an NCFM .pt, an image
@@ -108,6 +115,7 @@ def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae,
     """
     from tqdm import tqdm
 
+    from diver_lite.pipeline import Shard
     from diver_lite.pipeline import recover as run_recover
 
     if resume and overwrite:
@@ -137,15 +145,56 @@ def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae,
         bar.refresh()
 
     log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
-    try:
-        report = run_recover(input_path, out, config, model=model, vae=vae, backend=backend, onnx_dir=onnx_dir,
-                             layout=layout, pixel_space=pixel_space,
-                             subset=subset, class_map=_class_map(class_map), device=device, resume=resume,
-                             overwrite=overwrite, write_pngs=not no_png, progress=progress, log=log)
-    finally:
-        if bar is not None:
-            bar.close()
+    with stop_after_batch_on_sigint(log) as should_stop:
+        try:
+            report = run_recover(input_path, out, config, model=model, vae=vae, backend=backend, onnx_dir=onnx_dir,
+                                 layout=layout, pixel_space=pixel_space, subset=subset,
+                                 class_map=_class_map(class_map), device=device, resume=resume,
+                                 overwrite=overwrite, write_pngs=not no_png, max_png=max_png,
+                                 shard=_shard(shard) if shard else Shard.from_env(), progress=progress, log=log,
+                                 should_stop=should_stop)
+        finally:
+            if bar is not None:
+                bar.close()
     t = report["timings_s"]
     per = f", {t['per_image']:.2f} s/image" if "per_image" in t else ""
+    if not report["merged"]:
+        k, n = report["shard"]
+        click.echo(f"Shard {k}/{n}: {report['images_this_run']} images recovered{per}; "
+                   f"{report['images_missing']} of the set still to do by other shards, and the last one writes "
+                   f"the set. Rerun the same command if a shard failed.")
+        return
     click.echo(f"Recovered {report['input']['images']} images ({report['images_this_run']} this run{per}) in "
                f"{t['total']:.1f} s -> {report['output']['set']}; report: {Path(out) / 'report.md'}")
+
+
+def _shard(text: str):
+    from diver_lite.pipeline import Shard
+
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard {text!r} is not K/N", "e.g. --shard 0/4")
+    return Shard(k, n)
+
+
+@contextlib.contextmanager
+def stop_after_batch_on_sigint(log):
+    """The first Ctrl-C asks the run to stop once the batch in progress is saved; a second one stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    asked = []
+
+    def handler(signum, frame):
+        if asked:
+            raise KeyboardInterrupt
+        asked.append(True)
+        log("\nStopping after the current batch (Ctrl-C again to stop now) ...")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(asked)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+

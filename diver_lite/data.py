@@ -6,6 +6,7 @@ are loaded with `torch.load(..., weights_only=True)`, which refuses pickled code
 .pt layouts: npz and image folders are read and written with numpy and Pillow alone.
 """
 
+import errno
 import os
 import pickle
 import tempfile
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, StorageError
 
 LAYOUTS = ("dm", "mtt", "ncfm", "glad", "folder", "npz")
 FOLDER_LAYOUTS = ("mtt", "glad", "folder")
@@ -53,12 +54,43 @@ class DistilledSet:
 
 # ----------------------------------------------------------------------------------------------------- reading
 
+# A set is held about three times as float32 (the input, the recovered copy, the output being written).
+MEMORY_FACTOR = 3
+
+
+def available_memory() -> int | None:
+    """Bytes the kernel says a new allocation can take (Linux MemAvailable); None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(float32_values: int, source) -> None:
+    """Refuse, before allocating, a set whose float32 copies would not fit in the available memory."""
+    need, avail = float32_values * 4 * MEMORY_FACTOR, available_memory()
+    if avail is not None and need > avail:
+        raise InputError(f"{source}: the set needs about {need / 2**30:.1f} GiB of memory as float32, "
+                         f"{avail / 2**30:.1f} GiB are available",
+                         "split it into smaller sets of the same layout and recover them one by one")
+
+
 def load_tensors(path: Path):
-    """torch.load restricted to tensors and plain containers; anything else is refused, never executed."""
+    """torch.load restricted to tensors and plain containers; anything else is refused, never executed.
+    Memory-mapped where the file allows it, so sizes can be checked before anything is copied."""
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:
+            if "mmap" not in str(e):
+                raise
+            return torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) format
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(f"{path} holds pickled objects that are not tensors; refused without running them "
@@ -179,9 +211,18 @@ def _read_folder(path: Path):
     classes = sorted(p.name for p in path.iterdir() if p.is_dir() and _image_files(p))
     if not classes:
         raise InputError(f"{path} has no <class>/<image> subfolders; found: {_listing(path)}", "check the path")
+    files_by_class = [_image_files(path / name) for name in classes]
+    pixels = 0
+    for f in (f for group in files_by_class for f in group):
+        try:
+            with Image.open(f) as im:  # reads the header only
+                pixels += im.size[0] * im.size[1] * 3
+        except (UnidentifiedImageError, OSError) as e:
+            raise InputError(f"{f} is not a readable image: {e}", "remove or re-save it")
+    check_memory(pixels, path)
     images, labels, files = [], [], []
-    for label, name in enumerate(classes):
-        for f in _image_files(path / name):
+    for label, group in enumerate(files_by_class):
+        for f in group:
             try:
                 with Image.open(f) as im:
                     arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
@@ -197,7 +238,24 @@ def _read_folder(path: Path):
     return x, np.array(labels, dtype=np.int64), {"classes": classes, "files": files}, "unit"
 
 
+def _npz_shape(path: Path, name: str) -> tuple | None:
+    """The declared shape of array `name` in an npz, from its header alone."""
+    with zipfile.ZipFile(path) as zf:
+        if f"{name}.npy" not in zf.namelist():
+            return None
+        with zf.open(f"{name}.npy") as f:
+            version = np.lib.format.read_magic(f)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            return reader(f)[0]
+
+
 def _read_npz(path: Path):
+    try:
+        shape = _npz_shape(path, "images")
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise InputError(f"{path} is not a readable npz: {str(e)[:160]}", "save with numpy.savez")
+    if shape is not None:
+        check_memory(int(np.prod(shape, dtype=np.float64)), path)
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -326,9 +384,12 @@ def atomic_write(path: Path, write, suffix: str = "") -> None:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise StorageError(f"cannot write {path}: {e.strerror}", "free disk space or choose another -o; "
+                               "finished images are kept, so --resume goes on from there") from e
         raise
 
 
@@ -346,6 +407,7 @@ def _tensor(obj, path: Path):
 
 def _images(obj, path: Path) -> np.ndarray:
     t = _tensor(obj, path)
+    check_memory(t.numel(), path)
     return t.float().numpy() if t.dtype.is_floating_point else t.numpy().astype(np.float32)
 
 

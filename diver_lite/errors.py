@@ -42,6 +42,12 @@ class OutputError(DiverLiteError):
     exit_code = 2
 
 
+class StorageError(DiverLiteError):
+    """Writing failed while running: the disk is full or the file system refused a write."""
+
+    exit_code = 1
+
+
 class MissingDependencyError(DiverLiteError):
     """An optional package is needed for the requested feature."""
 

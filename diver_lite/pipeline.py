@@ -72,14 +72,18 @@ def fingerprint(dset: DistilledSet) -> str:
     return h.hexdigest()[:16]
 
 
-def prepare_output(out: Path, run: dict, resume: bool, overwrite: bool) -> Path:
-    """Check the output folder before any work; returns the state folder. Resuming needs the same run."""
+def prepare_output(out: Path, run: dict, resume: bool, overwrite: bool, wait_s: float = 0.0) -> Path:
+    """Check the output folder before any work; returns the state folder. Resuming needs the same run.
+    `wait_s`: how long to wait for another process of the same run to write run.json (sharded runs)."""
     state = out / STATE_DIR
     if out.exists() and not out.is_dir():
         raise OutputError(f"output {out} is a file", "give a folder with -o")
     busy = out.is_dir() and any(out.iterdir())
     if busy and resume:
         run_file = state / "run.json"
+        deadline = time.monotonic() + wait_s
+        while state.is_dir() and not run_file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
         if not run_file.is_file():
             raise OutputError(f"{out} holds no diver-lite run to resume", "drop --resume or pick another -o")
         previous = json.loads(run_file.read_text())
@@ -104,48 +108,149 @@ def _cached(state: Path, index: int) -> Path:
     return state / "images" / f"{index:08d}.safetensors"
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Process `index` of `count` takes every count-th batch. Batches are fixed index blocks, so each image is
+    computed exactly as in a single process, and the shards' outputs merge bit for bit."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self):
+        if not 0 <= self.index < self.count:
+            raise ConfigError(f"shard {self.index}/{self.count} does not exist", "give K/N with 0 <= K < N")
+
+    @classmethod
+    def from_env(cls) -> "Shard":
+        """torchrun and accelerate launch set RANK and WORLD_SIZE for each process."""
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
+
+    def batches(self, n: int, batch_size: int) -> list[list[int]]:
+        blocks = [list(range(lo, min(lo + batch_size, n))) for lo in range(0, n, batch_size)]
+        return blocks[self.index::self.count]
+
+
+class Interrupted(Exception):
+    """Raised after the batch in progress was saved, when `should_stop()` said so."""
+
+
+def _take_merge_lock(state: Path) -> bool:
+    """One process of a sharded run writes the set: the first to create the lock, or any when its holder died."""
+    lock = state / "merge.lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            return True
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text() or 0), 0)
+                return False  # its holder is alive and merging
+            except (ProcessLookupError, ValueError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # stale: the holder died
+    return False
+
+
 def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: RecoverConfig,
             model=None, vae: str | os.PathLike | None = None, backend: str = "torch",
             onnx_dir: str | os.PathLike | None = None, layout: str | None = None, pixel_space: str | None = None,
             subset: str | None = None, class_map: tuple[int, ...] | None = None, device: str = "auto",
-            resume: bool = False, overwrite: bool = False, write_pngs: bool = True,
-            progress: Callable[[Progress], None] | None = None, log: Callable[[str], None] | None = None) -> dict:
+            resume: bool = False, overwrite: bool = False, write_pngs: bool = True, max_png: int | None = None,
+            shard: Shard | None = None, progress: Callable[[Progress], None] | None = None,
+            log: Callable[[str], None] | None = None, should_stop: Callable[[], bool] | None = None) -> dict:
     """Recover the distilled set at `input_path` into folder `out`; returns the report (also written there).
-    `model`: what models.load_models takes, or loaded DiverModels; `backend` "onnxruntime" runs `onnx_dir`."""
-    from safetensors.numpy import load_file, save_file
-
+    `model`: what models.load_models takes, or loaded DiverModels; `backend` "onnxruntime" runs `onnx_dir`.
+    `shard`: this process's share of a multi-process run (the shards resume one another's folder; the last one
+    to finish writes the set). `should_stop()`: checked after each saved batch; True raises Interrupted."""
     log = log or (lambda msg: None)
+    shard = shard or Shard()
+    if shard.count > 1 and overwrite:
+        raise ConfigError("--overwrite cannot be combined with several processes", "empty the -o folder first")
     started = time.perf_counter()
     timings = {}
     dset = read_set(input_path, layout, pixel_space)
     timings["read"] = time.perf_counter() - started
 
     out = Path(out)
+    resume = resume or shard.count > 1
     if not (resume or overwrite) and out.is_dir() and any(out.iterdir()):  # fail before loading a large model
         prepare_output(out, {}, resume, overwrite)
     start = time.perf_counter()
-    engine = load_backend(backend, model, vae, onnx_dir, device, config.cfg_channels)
+    engine = load_backend(backend, model, vae, onnx_dir, _shard_device(device, shard), config.cfg_channels)
     timings["load"] = time.perf_counter() - start
     dit_ids = np.array(resolve_class_map(subset, class_map, dset.num_labels, engine.num_classes), dtype=np.int64)
-    dit_labels = dit_ids[dset.hard_labels]
     plan = build_plan(config, engine.schedule)
 
     run = {"input": fingerprint(dset), "layout": dset.layout, "pixel_space": dset.pixel_space,
            "model": engine.source, "class_map": dit_ids.tolist(), "config": config.result_fields()}
     run = json.loads(json.dumps(run))  # tuples -> lists, as read back from run.json
-    state = prepare_output(out, run, resume, overwrite)
-    log(f"{len(dset)} {dset.layout} images {tuple(dset.images.shape[1:])} -> {out} on {engine.device_name()}")
+    state = prepare_output(out, run, resume, overwrite, wait_s=30.0 if shard.count > 1 else 0.0)
+    where = f" (shard {shard.index}/{shard.count})" if shard.count > 1 else ""
+    log(f"{len(dset)} {dset.layout} images {tuple(dset.images.shape[1:])} -> {out} on {engine.device_name()}{where}")
+
+    done_before, recovered_now, times = _run_batches(engine, dset, dit_ids[dset.hard_labels], config, plan, state,
+                                                     shard, progress, should_stop)
+    timings.update(times)
+    if recovered_now:
+        timings["per_image"] = sum(times.values()) / recovered_now
+    report = {
+        "input": {"path": str(input_path), "layout": dset.layout, "images": len(dset),
+                  "shape": list(dset.images.shape[1:]), "pixel_space": dset.pixel_space,
+                  "soft_labels": dset.labels.ndim == 2},
+        "config": config.to_dict(), "class_map": dit_ids.tolist(), "model": engine.describe(),
+        "backend": engine.name, "device": engine.device_name(), "provider": engine.provider(),
+        "shard": [shard.index, shard.count], "images_this_run": recovered_now, "images_before_resume": done_before,
+    }
+    missing = [i for i in range(len(dset)) if not _cached(state, i).is_file()]
+    if missing or (shard.count > 1 and not _take_merge_lock(state)):
+        report.update(merged=False, images_missing=len(missing), timings_s=_rounded(timings),
+                      peak_memory={"cpu_peak_rss_mb": peak_rss_mb(), **engine.peak_memory()}, versions=versions())
+        return report
+
+    start = time.perf_counter()
+    report["output"] = write_outputs(dset, state, out, write_pngs, max_png)
+    timings["write"] = time.perf_counter() - start
+    timings["total"] = time.perf_counter() - started
+    report.update(merged=True, timings_s=_rounded(timings),
+                  peak_memory={"cpu_peak_rss_mb": peak_rss_mb(), **engine.peak_memory()}, versions=versions())
+    atomic_write(out / "report.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2)))
+    atomic_write(out / "report.md", lambda tmp: Path(tmp).write_text(render_markdown(report)))
+    (state / "merge.lock").unlink(missing_ok=True)
+    return report
+
+
+def _rounded(timings: dict) -> dict:
+    return {k: round(v, 4) for k, v in timings.items()}
+
+
+def _shard_device(device: str, shard: Shard) -> str:
+    """With several processes on CUDA, `auto` gives each its own GPU (LOCAL_RANK, as torchrun sets it)."""
+    if device == "auto" and shard.count > 1 and "LOCAL_RANK" in os.environ:
+        return f"cuda:{os.environ['LOCAL_RANK']}" if _cuda_available() else "cpu"
+    return device
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _run_batches(engine, dset: DistilledSet, dit_labels: np.ndarray, config: RecoverConfig, plan, state: Path,
+                 shard: Shard, progress, should_stop) -> tuple[int, int, dict]:
+    """Recover this shard's batches that are not cached yet; each finished image is saved at once."""
+    from safetensors.numpy import save_file
 
     from .recovery import StageTimes, recover_batch
 
-    n, bs = len(dset), config.batch_size
-    done = {i for i in range(n) if _cached(state, i).is_file()}
-    done_before = len(done)
-    times, recovered_now = StageTimes(), 0
+    batches = shard.batches(len(dset), config.batch_size)
+    mine = [i for b in batches for i in b]
+    done = {i for i in mine if _cached(state, i).is_file()}
+    done_before, recovered_now, times = len(done), 0, StageTimes()
     if progress:
-        progress(Progress(done_before, n, 0))
-    for lo in range(0, n, bs):
-        idx = list(range(lo, min(lo + bs, n)))
+        progress(Progress(done_before, len(mine), 0))
+    for idx in batches:
         if done.issuperset(idx):
             continue
         y = recover_batch(engine, dset.images[idx], dit_labels[idx], idx, config, plan, dset.pixel_space,
@@ -155,37 +260,27 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
         recovered_now += len(idx)
         done.update(idx)
         if progress:
-            progress(Progress(len(done), n, recovered_now))
-    timings.update(times.seconds)
+            progress(Progress(len(done), len(mine), recovered_now))
+        if should_stop and should_stop() and not done.issuperset(mine):
+            raise Interrupted(f"stopped after {len(done)} of {len(mine)} images")
+    return done_before, recovered_now, times.seconds
 
-    start = time.perf_counter()
-    images = np.stack([load_file(str(_cached(state, i)))["image"] for i in range(n)])
+
+def write_outputs(dset: DistilledSet, state: Path, out: Path, write_pngs: bool, max_png: int | None) -> dict:
+    """The recovered set in the input's layout, the PNGs (at most `max_png`) and the before/after grid."""
+    from safetensors.numpy import load_file
+
+    images = np.stack([load_file(str(_cached(state, i)))["image"] for i in range(len(dset))])
     set_path = write_set(dset.with_images(images), out)
+    pngs = 0
     if write_pngs:
         labels = dset.hard_labels.tolist()
-        for i in range(n):
+        for i in range(min(len(dset), max_png if max_png is not None else len(dset))):
             save_png(images[i], out / "png" / str(labels[i]) / f"{i:06d}.png", dset.pixel_space)
+            pngs += 1
         grid = before_after_grid(dset.images, images, dset.pixel_space)
         from PIL import Image
 
         atomic_write(out / "grid.png", lambda tmp: Image.fromarray(grid).save(tmp, format="PNG"), suffix=".png")
-    timings["write"] = time.perf_counter() - start
-    timings["total"] = time.perf_counter() - started
-    if recovered_now:
-        timings["per_image"] = sum(times.seconds.values()) / recovered_now
-
-    report = {
-        "input": {"path": str(input_path), "layout": dset.layout, "images": n, "shape": list(dset.images.shape[1:]),
-                  "pixel_space": dset.pixel_space, "soft_labels": dset.labels.ndim == 2},
-        "output": {"set": str(set_path), "png": str(out / "png") if write_pngs else None,
-                   "grid": str(out / "grid.png") if write_pngs else None},
-        "config": config.to_dict(), "class_map": dit_ids.tolist(), "model": engine.describe(),
-        "backend": engine.name, "device": engine.device_name(), "provider": engine.provider(),
-        "images_this_run": recovered_now, "images_before_resume": done_before,
-        "timings_s": {k: round(v, 4) for k, v in timings.items()},
-        "peak_memory": {"cpu_peak_rss_mb": peak_rss_mb(), **engine.peak_memory()},
-        "versions": versions(),
-    }
-    atomic_write(out / "report.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2)))
-    atomic_write(out / "report.md", lambda tmp: Path(tmp).write_text(render_markdown(report)))
-    return report
+    return {"set": str(set_path), "png": str(out / "png") if write_pngs else None, "pngs_written": pngs,
+            "grid": str(out / "grid.png") if write_pngs else None}
