@@ -16,6 +16,8 @@ from .errors import MissingDependencyError, ModelError
 DIT_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear"}
 SD_VAE_SCALING = 0.18215
 TINY_RANDOM = "tiny-random"
+# The embedded default: a small DiT + VAE trained on Fashion-MNIST by `diver-lite train-prior` (MODEL_CARD.md there).
+EMBEDDED_DEFAULT = Path(__file__).parent / "assets" / "default_prior"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 
 
@@ -76,10 +78,13 @@ def load_models(model: str | os.PathLike | None, vae: str | os.PathLike | None =
                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                 tie: bool = True, num_heads: int | None = None) -> DiverModels:
     """`model`: a diffusers folder, an original DiT .pt/.pth/.safetensors checkpoint, a repo id in the local HF
-    cache, or "tiny-random" (a 2-layer DiT with random weights: for trying the tool, never for results).
+    cache, "tiny-random" (a 2-layer DiT with random weights: for trying the tool, never for results), or None:
+    the embedded default trained on Fashion-MNIST.
     `num_heads`: for an original checkpoint whose hidden size is not one of DiT's named sizes."""
+    if model is None and (EMBEDDED_DEFAULT / "transformer").is_dir():
+        model = EMBEDDED_DEFAULT
     if model is None:
-        raise ModelError("no model given", "pass --model (a diffusers DiT folder, DiT-XL-2-256x256.pt, a cached "
+        raise ModelError("no model given and the embedded default is not installed", "pass --model (a diffusers DiT folder, DiT-XL-2-256x256.pt, a cached "
                          "repo id such as facebook/DiT-XL-2-256, or tiny-random to try the tool)")
     path = Path(model)
     if str(model) == TINY_RANDOM:

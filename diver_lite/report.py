@@ -90,3 +90,44 @@ def render_markdown(report: dict) -> str:
         "## Versions", "", *[f"- {k}: {v}" for k, v in report["versions"].items()], "",
     ]
     return "\n".join(lines)
+
+
+def line_plot(series: dict[str, list[float]], width: int = 640, height: int = 360, log_y: bool = True) -> np.ndarray:
+    """A plain line chart ([H, W, 3] uint8) of one or more series against their index, drawn with Pillow."""
+    from PIL import Image, ImageDraw
+
+    colours = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    left, top, right, bottom = 60, 20, width - 20, height - 40
+    draw.rectangle([left, top, right, bottom], outline=(0, 0, 0))
+    values = [v for s in series.values() for v in s if v > 0 or not log_y]
+    f = (lambda v: np.log10(max(v, 1e-12))) if log_y else (lambda v: v)
+    lo, hi = (min(map(f, values)), max(map(f, values))) if values else (0.0, 1.0)
+    hi = hi if hi > lo else lo + 1
+    for k, (name, ys) in enumerate(series.items()):
+        if len(ys) < 2:
+            continue
+        step = max(1, len(ys) // (right - left))  # at most one point per pixel column (mean of the bin)
+        pts = [(left + (right - left) * i / (len(ys) - 1),
+                bottom - (bottom - top) * (f(float(np.mean(ys[i:i + step]))) - lo) / (hi - lo))
+               for i in range(0, len(ys), step)]
+        draw.line(pts, fill=colours[k % len(colours)], width=1)
+        draw.text((left + 10, top + 5 + 14 * k), name, fill=colours[k % len(colours)])
+    axis = "log10 " if log_y else ""
+    draw.text((5, top), f"{axis}{hi:.2f}", fill=(0, 0, 0))
+    draw.text((5, bottom - 10), f"{axis}{lo:.2f}", fill=(0, 0, 0))
+    draw.text((left, bottom + 10), "0", fill=(0, 0, 0))
+    draw.text((right - 60, bottom + 10), f"step {max(len(s) for s in series.values())}", fill=(0, 0, 0))
+    return np.asarray(img)
+
+
+def image_grid(images01: np.ndarray, rows: int, scale: int = 2) -> np.ndarray:
+    """[N, C, H, W] in [0, 1] -> one [rows*H, (N/rows)*W, 3] uint8 picture, each image `scale`x enlarged."""
+    n, c, h, w = images01.shape
+    cols = n // rows
+    x = np.clip(images01[: rows * cols], 0, 1)
+    x = np.repeat(x, 3, axis=1) if c == 1 else x
+    x = x.reshape(rows, cols, 3, h, w).transpose(0, 3, 1, 4, 2).reshape(rows * h, cols * w, 3)
+    x = np.repeat(np.repeat(x, scale, axis=0), scale, axis=1)
+    return (x * 255).round().astype(np.uint8)

@@ -6,23 +6,13 @@ Run: python scripts/make_demo_set.py [--root /usr/share/datasets/fashion-mnist] 
 """
 
 import argparse
-import gzip
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from diver_lite.fashion_mnist import read_idx
 from diver_lite.prepare import from_unit
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (gzip or plain): magic (0, 0, dtype code 0x08 = uint8, ndim), big-endian dims, data."""
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
-    if raw[:2] != b"\x00\x00" or raw[2] != 0x08:
-        raise ValueError(f"{path} is not a uint8 IDX file")
-    ndim = raw[3]
-    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(int)
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 def main():

@@ -1,0 +1,65 @@
+"""Fashion-MNIST (Zalando SE, MIT licence), offline: Debian's dataset-fashion-mnist package, a folder with the same
+IDX files, or the small subset vendored with diver-lite (100 train + 100 test images per class).
+
+Images are used as 3-channel 32x32 (padded by 2, grey replicated), so every code path is the one DiT-XL/2 uses."""
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+DEBIAN_ROOT = Path("/usr/share/datasets/fashion-mnist")
+SUBSET = Path(__file__).parent / "assets" / "fashion_mnist_subset.npz"
+CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+         "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (gzip or plain): magic (0, 0, 0x08 = uint8, ndim), big-endian dims, then the data."""
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] != 0x08:
+        raise InputError(f"{path} is not a uint8 IDX file", "give the Fashion-MNIST IDX files")
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(int)
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _find(root: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem):
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def load(split: str = "train", root: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """(images uint8 [N, 28, 28], labels int64 [N], source). `root` None: Debian's package, else the subset."""
+    if root is not None or DEBIAN_ROOT.is_dir():
+        folder = Path(root) if root is not None else DEBIAN_ROOT
+        paths = [_find(folder, stem) for stem in FILES[split]]
+        if all(paths):
+            return read_idx(paths[0]), read_idx(paths[1]).astype(np.int64), str(folder)
+        if root is not None:
+            raise InputError(f"{folder} lacks {FILES[split][0]}(.gz) or {FILES[split][1]}(.gz)",
+                             "apt-get install dataset-fashion-mnist, or give a folder with the IDX files")
+    with np.load(SUBSET) as z:
+        return z[f"{split}_images"], z[f"{split}_labels"].astype(np.int64), f"vendored subset ({SUBSET.name})"
+
+
+def to_images(u8: np.ndarray) -> np.ndarray:
+    """uint8 [N, 28, 28] -> float32 [N, 3, 32, 32] in [0, 1]."""
+    x = np.pad(u8.astype(np.float32) / 255.0, ((0, 0), (2, 2), (2, 2)))
+    return np.repeat(x[:, None], 3, axis=1)
+
+
+def make_subset(root: Path, per_class: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
+    """The vendored subset: `per_class` images of each class from each split, picked by a seeded permutation."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for split in ("train", "test"):
+        images, labels, _ = load(split, root)
+        picks = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in range(10)])
+        out[f"{split}_images"], out[f"{split}_labels"] = images[picks], labels[picks].astype(np.uint8)
+    return out
