@@ -36,12 +36,14 @@ def cli():
 
 
 def _register():
+    from .distill import distill
     from .export import export
     from .recover import recover
     from .train_prior import train_prior
 
     cli.add_command(recover)
     cli.add_command(export)
+    cli.add_command(distill)
     cli.add_command(train_prior)
 
 
