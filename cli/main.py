@@ -37,6 +37,7 @@ def cli():
 
 def _register():
     from .distill import distill
+    from .evaluate import evaluate
     from .export import export
     from .recover import recover
     from .train_prior import train_prior
@@ -44,6 +45,7 @@ def _register():
     cli.add_command(recover)
     cli.add_command(export)
     cli.add_command(distill)
+    cli.add_command(evaluate)
     cli.add_command(train_prior)
 
 
