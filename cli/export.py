@@ -7,19 +7,19 @@ import click
 EXAMPLE = """
 \b
 Examples:
-  diver-lite export --model tiny-random -o onnx/tiny
+  diver-lite export -o onnx/default                           # the embedded default prior
   diver-lite export --model ./DiT-XL-2-256 -o onnx/xl-int8 --precision int8      # CPU deployment
   diver-lite export --model DiT-XL-2-256x256.pt --vae ./sd-vae-ft-mse -o onnx/xl-fp16 --precision fp16  # CUDA
 \b
-Then: diver-lite recover SET -o OUT --backend onnxruntime --onnx onnx/tiny
+Then: diver-lite recover SET -o OUT --backend onnxruntime --onnx onnx/default
 """
 
 GRAPHS = ("dit", "guided_step", "vae_encoder", "vae_decoder")
 
 
 @click.command(epilog=EXAMPLE, context_settings={"show_default": True})
-@click.option("--model", required=True, help="Diffusers DiT folder, original DiT .pt, cached repo id, or "
-              "tiny-random.")
+@click.option("--model", default=None, help="Diffusers DiT folder, original DiT .pt, cached repo id, or "
+              "tiny-random.  [default: the embedded Fashion-MNIST prior]")
 @click.option("--vae", default=None, help="AutoencoderKL folder or cached repo id (with an original .pt).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Folder for the graphs.")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32",

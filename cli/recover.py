@@ -14,8 +14,8 @@ from diver_lite.errors import ConfigError, InputError
 EXAMPLE = """
 \b
 Examples:
-  # try it: a tiny random-weight DiT (not for results) on the shipped demo set
-  diver-lite recover examples/demo_dm_ipc1.pt -o out/demo --model tiny-random
+  # the shipped DM demo set with the embedded default prior (Fashion-MNIST)
+  diver-lite recover examples/demo_dm_ipc1.pt -o out/demo
 \b
   # a DM set of ImageNette at IPC 1 with DiT-XL/2 from a local diffusers folder
   diver-lite recover res_DM_imagenette_ConvNet_1ipc.pt -o out/dm --model ./DiT-XL-2-256 \\
@@ -63,7 +63,7 @@ def _class_map(path: Path | None):
 @click.option("--class-map", type=click.Path(path_type=Path), default=None,
               help="JSON list of DiT class ids, one per local label.")
 @click.option("--model", default=None, help="Diffusers DiT folder, original DiT .pt, repo id in the local HF "
-              "cache, or tiny-random.")
+              "cache, or tiny-random (random weights).  [default: the embedded Fashion-MNIST prior]")
 @click.option("--vae", default=None, help="AutoencoderKL folder or cached repo id (needed with an original .pt).")
 @click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch",
               help="torch, or ONNX Runtime over graphs from `diver-lite export` (with --onnx).")

@@ -91,7 +91,8 @@ def test_repo_id_resolves_from_the_local_cache_offline(tmp_path, tiny_model_dir,
         load_models("facebook/DiT-absent")
 
 
-def test_no_model_and_missing_path_say_what_to_pass(tmp_path):
+def test_no_model_and_missing_path_say_what_to_pass(tmp_path, monkeypatch):
+    monkeypatch.setattr("diver_lite.models.EMBEDDED_DEFAULT", tmp_path / "not-installed")
     with pytest.raises(ModelError, match="--model"):
         load_models(None)
     with pytest.raises(ModelError, match="does not exist"):
