@@ -41,11 +41,14 @@ def test_train_prior_smoke_writes_a_loadable_model_and_its_card(tmp_path, monkey
 
     monkeypatch.setattr(fm, "DEBIAN_ROOT", tmp_path / "absent")   # the vendored subset: seconds, not minutes
     out = tmp_path / "prior"
-    result = CliRunner().invoke(cli, ["train-prior", "-o", str(out), "--vae-steps", "2", "--dit-steps", "2",
+    result = CliRunner().invoke(cli, ["train-prior", "-o", str(out), "--vae-steps", "30", "--dit-steps", "30",
                                       "--classifier-epochs", "1", "--samples-per-class", "2"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
+    history = json.loads((out / "history.json").read_text())
+    vae, dit_mse = history["vae_loss"], [m for m, _ in history["dit_mse_vb"]]
+    assert np.mean(vae[-5:]) < 0.7 * np.mean(vae[:5]) and np.mean(dit_mse[-5:]) < 0.7 * np.mean(dit_mse[:5])
     assert metrics["samples"] == 20 and 0 <= metrics["sample_accuracy"] <= 1
     card = (out / "MODEL_CARD.md").read_text()
     assert f"{metrics['sample_accuracy']:.1%}" in card and "MIT" in card
