@@ -55,6 +55,7 @@ def train_prior(out, data, seed, vae_steps, dit_steps, classifier_epochs, sample
 def write_prior(out: Path, dit, vae, config, vae_hist, dit_hist, seconds, source, data, classifier_epochs,
                 samples_per_class, echo) -> dict:
     """Save the models, judge them, and write the card; returns the metrics."""
+    import numpy as np
     from PIL import Image
 
     from diver_lite import fashion_mnist as fm
@@ -83,7 +84,7 @@ def write_prior(out: Path, dit, vae, config, vae_hist, dit_hist, seconds, source
                                "DiT VB (bits/dim)": [v for _, v in dit_hist]})).save(out / "loss.png")
     per_row = min(samples_per_class, 16)
     rows = [samples[c * samples_per_class: c * samples_per_class + per_row] for c in range(10)]
-    Image.fromarray(image_grid(__import__("numpy").concatenate(rows), rows=10)).save(out / "samples.png")
+    Image.fromarray(image_grid(np.concatenate(rows), rows=10)).save(out / "samples.png")
     (out / "MODEL_CARD.md").write_text(render_model_card(config, metrics, source, seconds))
     echo(f"sample accuracy {metrics['sample_accuracy']:.1%} (classifier {metrics['classifier_real_test_accuracy']:.1%}"
          f" on real test images), VAE PSNR {metrics['vae_reconstruction_psnr_db']:.1f} dB -> {out}")

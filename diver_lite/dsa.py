@@ -38,7 +38,8 @@ def augment(x: torch.Tensor, seed: int, strategy: str = STRATEGY) -> torch.Tenso
         cx = (u(B) * (W + 1 - cw % 2)).long().view(B, 1, 1)
         rows = torch.arange(H, device=x.device).view(1, H, 1)
         cols = torch.arange(W, device=x.device).view(1, 1, W)
-        inside = (rows >= cy - ch // 2) & (rows < cy + ch - ch // 2) & (cols >= cx - cw // 2) & (cols < cx + cw - cw // 2)
+        inside = ((rows >= cy - ch // 2) & (rows < cy + ch - ch // 2)
+                  & (cols >= cx - cw // 2) & (cols < cx + cw - cw // 2))
         return x * (~inside).unsqueeze(1).to(x.dtype)
     theta = torch.zeros(B, 2, 3, device=x.device)
     if op == "crop":  # translate by up to CROP_PAD of the size, zeros outside

@@ -84,7 +84,8 @@ def load_models(model: str | os.PathLike | None, vae: str | os.PathLike | None =
     if model is None and (EMBEDDED_DEFAULT / "transformer").is_dir():
         model = EMBEDDED_DEFAULT
     if model is None:
-        raise ModelError("no model given and the embedded default is not installed", "pass --model (a diffusers DiT folder, DiT-XL-2-256x256.pt, a cached "
+        raise ModelError("no model given and the embedded default is not installed",
+                         "pass --model (a diffusers DiT folder, DiT-XL-2-256x256.pt, a cached "
                          "repo id such as facebook/DiT-XL-2-256, or tiny-random to try the tool)")
     path = Path(model)
     if str(model) == TINY_RANDOM:

@@ -177,7 +177,7 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
     if not (resume or overwrite) and out.is_dir() and any(out.iterdir()):  # fail before loading a large model
         prepare_output(out, {}, resume, overwrite)
     start = time.perf_counter()
-    engine = load_backend(backend, model, vae, onnx_dir, _shard_device(device, shard), config.cfg_channels)
+    engine = load_backend(backend, model, vae, onnx_dir, _shard_device(device, shard, backend), config.cfg_channels)
     timings["load"] = time.perf_counter() - start
     dit_ids = np.array(resolve_class_map(subset, class_map, dset.num_labels, engine.num_classes), dtype=np.int64)
     plan = build_plan(config, engine.schedule)
@@ -224,17 +224,13 @@ def _rounded(timings: dict) -> dict:
     return {k: round(v, 4) for k, v in timings.items()}
 
 
-def _shard_device(device: str, shard: Shard) -> str:
-    """With several processes on CUDA, `auto` gives each its own GPU (LOCAL_RANK, as torchrun sets it)."""
-    if device == "auto" and shard.count > 1 and "LOCAL_RANK" in os.environ:
-        return f"cuda:{os.environ['LOCAL_RANK']}" if _cuda_available() else "cpu"
+def _shard_device(device: str, shard: Shard, backend: str) -> str:
+    """With several torch processes on CUDA, `auto` gives each its own GPU (LOCAL_RANK, as torchrun sets it)."""
+    if backend == "torch" and device == "auto" and shard.count > 1 and "LOCAL_RANK" in os.environ:
+        import torch
+
+        return f"cuda:{os.environ['LOCAL_RANK']}" if torch.cuda.is_available() else "cpu"
     return device
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _run_batches(engine, dset: DistilledSet, dit_labels: np.ndarray, config: RecoverConfig, plan, state: Path,

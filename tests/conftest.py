@@ -46,6 +46,13 @@ def tiny_backend(tiny_models):
     return TorchBackend(tiny_models)
 
 
+def assert_one_line_error(result, code: int, needle: str) -> None:
+    """A CLI failure as users see it: exit `code`, a single line that says `needle`."""
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:") and needle in lines[0], result.output
+
+
 @pytest.fixture
 def dm_file(tmp_path):
     path = tmp_path / "dm_set.pt"

@@ -15,7 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import make_images
+from conftest import assert_one_line_error, make_images
 from diver_lite.cli.main import cli
 from diver_lite.config import RecoverConfig
 from diver_lite.data import read_set
@@ -120,12 +120,6 @@ def test_explicit_shards_merge_when_the_last_one_finishes(tmp_path, tiny_models)
     assert np.array_equal(read_set(tmp_path / "o" / "set.pt").images, read_set(whole["output"]["set"]).images)
 
 
-def _one_line(result, code, needle):
-    assert result.exit_code == code, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and needle in lines[0], result.output
-
-
 def test_full_disk_is_a_runtime_error_that_keeps_finished_images(tmp_path, tiny_models, monkeypatch):
     src = _set(tmp_path / "set.pt", 4)
 
@@ -151,7 +145,7 @@ def test_more_bad_command_lines(tmp_path, args, code, needle):
     (tmp_path / "map.json").write_text("[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]")
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     base = ["recover", str(src), "--model", "tiny-random"] + ([] if "-o" in args else ["-o", str(tmp_path / "o")])
-    _one_line(CliRunner().invoke(cli, base + args), code, needle)
+    assert_one_line_error(CliRunner().invoke(cli, base + args), code, needle)
 
 
 def test_soft_labels_wider_than_the_class_map(tmp_path):
@@ -161,7 +155,7 @@ def test_soft_labels_wider_than_the_class_map(tmp_path):
     torch.save(torch.softmax(torch.randn(2, 12), 1), folder / "labels_best.pt")
     result = CliRunner().invoke(cli, ["recover", str(folder), "-o", str(tmp_path / "o"), "--model", "tiny-random",
                                       "--subset", "imagenette"])
-    _one_line(result, 2, "covers 10 labels but the set has 12")
+    assert_one_line_error(result, 2, "covers 10 labels but the set has 12")
     assert not (tmp_path / "o").exists()
 
 
@@ -171,7 +165,7 @@ def test_corrupt_npz(tmp_path, content, needle):
     (tmp_path / "bad.npz").write_bytes(content)
     result = CliRunner().invoke(cli, ["recover", str(tmp_path / "bad.npz"), "-o", str(tmp_path / "o"), "--model",
                                       "tiny-random"])
-    _one_line(result, 2, needle)
+    assert_one_line_error(result, 2, needle)
 
 
 def test_corrupt_image_in_a_folder(tmp_path):
@@ -179,7 +173,7 @@ def test_corrupt_image_in_a_folder(tmp_path):
     (tmp_path / "set" / "cat" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
     result = CliRunner().invoke(cli, ["recover", str(tmp_path / "set"), "-o", str(tmp_path / "o"), "--model",
                                       "tiny-random"])
-    _one_line(result, 2, "not a readable image")
+    assert_one_line_error(result, 2, "not a readable image")
 
 
 def test_resuming_with_another_model_is_refused(tmp_path, tiny_model_dir):
@@ -189,7 +183,7 @@ def test_resuming_with_another_model_is_refused(tmp_path, tiny_model_dir):
                                "-q"]).exit_code == 0
     result = runner.invoke(cli, ["recover", str(src), "-o", str(tmp_path / "o"), "--model", str(tiny_model_dir),
                                  "--resume"])
-    _one_line(result, 2, "different model")
+    assert_one_line_error(result, 2, "different model")
 
 
 def test_a_set_larger_than_memory_is_refused_before_it_is_read(tmp_path, monkeypatch):

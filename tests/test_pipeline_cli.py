@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from diver_lite.cli.main import cli
-from conftest import make_images
+from conftest import assert_one_line_error, make_images
 from diver_lite.config import RecoverConfig
 from diver_lite.data import read_set
 from diver_lite.pipeline import recover
@@ -76,32 +76,26 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny_models):
     assert np.array_equal(a, b)
 
 
-def _assert_one_line_error(result, needle):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error:") and needle in lines[0], result.output
-
-
 def test_bad_inputs_give_one_line_and_exit_2_with_nothing_written(tmp_path, dm_file, tiny_model_dir):
     out = tmp_path / "out"
-    _assert_one_line_error(run_cli("recover", tmp_path / "missing.pt", "-o", out, "--model", tiny_model_dir),
-                           "does not exist")
-    _assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", tiny_model_dir, "--subset", "imagenot"),
-                           "unknown subset")
-    _assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", tmp_path), "incomplete")
-    _assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", tiny_model_dir,
-                                   "--guidance-window", "3:40"), "guidance window")
-    _assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", "tiny-random", "--t-init", "60"),
-                           "t_init=60")
+    assert_one_line_error(run_cli("recover", tmp_path / "missing.pt", "-o", out, "--model", tiny_model_dir),
+                          2, "does not exist")
+    assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", tiny_model_dir, "--subset",
+                                  "imagenot"), 2, "unknown subset")
+    assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", tmp_path), 2, "incomplete")
+    assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", tiny_model_dir,
+                                  "--guidance-window", "3:40"), 2, "guidance window")
+    assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", "tiny-random", "--t-init", "60"),
+                          2, "t_init=60")
     assert not out.exists()
 
 
 def test_existing_output_needs_resume_or_overwrite(tmp_path, dm_file):
     out = tmp_path / "out"
     assert run_cli("recover", dm_file, "-o", out, "--model", "tiny-random", "-q").exit_code == 0
-    _assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", "tiny-random"), "--resume")
-    _assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", "tiny-random", "--resume",
-                                   "--seed", "3"), "different config")
+    assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", "tiny-random"), 2, "--resume")
+    assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", "tiny-random", "--resume",
+                                  "--seed", "3"), 2, "different config")
     result = run_cli("recover", dm_file, "-o", out, "--model", "tiny-random", "--resume", "-q")
     assert result.exit_code == 0 and "(0 this run" in result.output
     assert run_cli("recover", dm_file, "-o", out, "--model", "tiny-random", "--overwrite", "-q").exit_code == 0
