@@ -80,8 +80,10 @@ def write_prior(out: Path, dit, vae, config, vae_hist, dit_hist, seconds, source
                    seconds={k: round(v, 1) for k, v in seconds.items()}, config=asdict(config))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out / "history.json").write_text(json.dumps({"vae_loss": vae_hist, "dit_mse_vb": dit_hist}))
-    Image.fromarray(line_plot({"VAE loss": vae_hist, "DiT eps MSE": [m for m, _ in dit_hist],
-                               "DiT VB (bits/dim)": [v for _, v in dit_hist]})).save(out / "loss.png")
+    # The VB term can go below zero (a Gaussian density at t = 0), so it stays out of the log-scale plot; its
+    # values are in history.json.
+    Image.fromarray(line_plot({f"VAE loss ({len(vae_hist)} steps)": vae_hist,
+                               f"DiT eps MSE ({len(dit_hist)} steps)": [m for m, _ in dit_hist]})).save(out / "loss.png")
     per_row = min(samples_per_class, 16)
     rows = [samples[c * samples_per_class: c * samples_per_class + per_row] for c in range(10)]
     Image.fromarray(image_grid(np.concatenate(rows), rows=10)).save(out / "samples.png")

@@ -118,7 +118,7 @@ def line_plot(series: dict[str, list[float]], width: int = 640, height: int = 36
     draw.text((5, top), f"{axis}{hi:.2f}", fill=(0, 0, 0))
     draw.text((5, bottom - 10), f"{axis}{lo:.2f}", fill=(0, 0, 0))
     draw.text((left, bottom + 10), "0", fill=(0, 0, 0))
-    draw.text((right - 60, bottom + 10), f"step {max(len(s) for s in series.values())}", fill=(0, 0, 0))
+    draw.text((right - 150, bottom + 10), "end of each series' steps", fill=(0, 0, 0))
     return np.asarray(img)
 
 
