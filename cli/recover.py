@@ -67,6 +67,8 @@ def _class_map(path: Path | None):
 @click.option("--vae", default=None, help="AutoencoderKL folder or cached repo id (needed with an original .pt).")
 @click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch",
               help="torch, or ONNX Runtime over graphs from `diver-lite export` (with --onnx).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
+              help="Torch backend weights: bf16 on CPU (about 0.3x the fp32 time), fp16 or bf16 on CUDA.")
 @click.option("--onnx", "onnx_dir", type=click.Path(path_type=Path), default=None,
               help="Folder written by `diver-lite export`, for --backend onnxruntime.")
 @click.option("--method", type=click.Choice(sorted(METHOD_PRESETS)), default=None,
@@ -103,7 +105,8 @@ def _class_map(path: Path | None):
 @click.option("--shard", default=None, metavar="K/N", help="Recover only shard K of N (0-based). Under torchrun "
               "or accelerate launch it is read from RANK/WORLD_SIZE; the last shard to finish writes the set.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae, backend, onnx_dir, method, ipc,
+def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae, backend, precision, onnx_dir,
+            method, ipc,
             t_init, steps, align,
             sampling_steps, cfg_scale, cfg_channels, guidance_scale, guidance_window, no_sigma_scaling,
             label_phase, sampler, pixel_range, keep_size, batch_size, seed, device, resume, overwrite, no_png,
@@ -150,7 +153,7 @@ def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae,
             report = run_recover(input_path, out, config, model=model, vae=vae, backend=backend, onnx_dir=onnx_dir,
                                  layout=layout, pixel_space=pixel_space, subset=subset,
                                  class_map=_class_map(class_map), device=device, resume=resume,
-                                 overwrite=overwrite, write_pngs=not no_png, max_png=max_png,
+                                 overwrite=overwrite, write_pngs=not no_png, max_png=max_png, precision=precision,
                                  shard=_shard(shard) if shard else Shard.from_env(), progress=progress, log=log,
                                  should_stop=should_stop)
         finally:

@@ -71,6 +71,7 @@ class DiverModels:
         return {"source": self.source, "image_size": self.image_size, "latent": [self.latent_channels,
                 self.latent_size, self.latent_size], "num_classes": self.num_classes,
                 "transformer_parameters": count(self.transformer), "vae_parameters": count(self.vae),
+                "dtype": str(next(self.transformer.parameters()).dtype).replace("torch.", ""),
                 "tied_parameters": self.tied_parameters}
 
 
@@ -91,11 +92,11 @@ def load_models(model: str | os.PathLike | None, vae: str | os.PathLike | None =
     if str(model) == TINY_RANDOM:
         models = build_tiny_models(seed=0)
     elif path.is_dir():
-        models = _load_diffusers_folder(path, vae)
+        models = _load_diffusers_folder(path, vae, dtype)
     elif path.is_file():
         models = _load_original_checkpoint(path, vae, num_heads)
     elif _looks_like_repo(str(model)) and path.suffix not in CHECKPOINT_SUFFIXES:
-        models = _load_diffusers_folder(resolve_cached_repo(str(model)), vae)
+        models = _load_diffusers_folder(resolve_cached_repo(str(model)), vae, dtype)
     else:
         raise ModelError(f"model {model} does not exist", "check the path given to --model")
     if tie:
@@ -136,7 +137,9 @@ def _missing(folder: Path, needed: list[str]) -> list[str]:
 WEIGHTS = "diffusion_pytorch_model.safetensors|diffusion_pytorch_model.bin"
 
 
-def _load_diffusers_folder(folder: Path, vae: str | os.PathLike | None) -> DiverModels:
+def _load_diffusers_folder(folder: Path, vae: str | os.PathLike | None,
+                           dtype: torch.dtype = torch.float32) -> DiverModels:
+    """Weights are read straight into `dtype` (no fp32 copy first)."""
     from diffusers import AutoencoderKL, DiTTransformer2DModel
 
     need = ["transformer/config.json", f"transformer/{WEIGHTS.replace('|', '|transformer/')}"]
@@ -147,15 +150,16 @@ def _load_diffusers_folder(folder: Path, vae: str | os.PathLike | None) -> Diver
         raise ModelError(f"model folder {folder} is incomplete: missing {', '.join(missing)}",
                          "it needs transformer/ and vae/ with config.json and weights, as facebook/DiT-XL-2-256")
     try:
-        transformer = DiTTransformer2DModel.from_pretrained(folder / "transformer", low_cpu_mem_usage=False)
+        transformer = DiTTransformer2DModel.from_pretrained(folder / "transformer", low_cpu_mem_usage=False,
+                                                            torch_dtype=dtype)
     except (OSError, ValueError, RuntimeError, KeyError) as e:
         raise ModelError(f"cannot load the DiT from {folder / 'transformer'}: {str(e).splitlines()[0][:200]}",
                          "check that the folder holds a DiTTransformer2DModel")
-    vae_model = _load_vae(vae if vae is not None else folder / "vae")
+    vae_model = _load_vae(vae if vae is not None else folder / "vae", dtype)
     return _checked(DiverModels(transformer, vae_model, _read_schedule(folder / "scheduler"), str(folder)))
 
 
-def _load_vae(vae: str | os.PathLike) -> "torch.nn.Module":
+def _load_vae(vae: str | os.PathLike, dtype: torch.dtype = torch.float32) -> "torch.nn.Module":
     from diffusers import AutoencoderKL
 
     path = Path(vae)
@@ -166,7 +170,7 @@ def _load_vae(vae: str | os.PathLike) -> "torch.nn.Module":
         raise ModelError(f"VAE folder {path} is incomplete: missing {', '.join(missing)}",
                          "pass --vae with an AutoencoderKL folder (e.g. stabilityai/sd-vae-ft-mse)")
     try:
-        return AutoencoderKL.from_pretrained(path, low_cpu_mem_usage=False)
+        return AutoencoderKL.from_pretrained(path, low_cpu_mem_usage=False, torch_dtype=dtype)
     except (OSError, ValueError, RuntimeError, KeyError) as e:
         raise ModelError(f"cannot load the VAE from {path}: {str(e).splitlines()[0][:200]}",
                          "check that the folder holds an AutoencoderKL")

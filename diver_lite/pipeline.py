@@ -23,6 +23,7 @@ from .schedule import build_plan
 
 STATE_DIR = ".diver-lite"
 BACKENDS = ("torch", "onnxruntime")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -47,8 +48,10 @@ def resolve_device(device: str):
     return dev
 
 
-def load_backend(backend: str, model=None, vae=None, onnx_dir=None, device: str = "auto", cfg_channels: int = 3):
-    """The torch backend over `model` (see models.load_models), or ONNX Runtime over an exported folder."""
+def load_backend(backend: str, model=None, vae=None, onnx_dir=None, device: str = "auto", cfg_channels: int = 3,
+                 precision: str = "fp32"):
+    """The torch backend over `model` (see models.load_models) in `precision`, or ONNX Runtime over an exported
+    folder (whose precision was fixed at export)."""
     if backend == "onnxruntime":
         if onnx_dir is None:
             raise ConfigError("--backend onnxruntime needs the exported graphs", "pass --onnx DIR (diver-lite export)")
@@ -60,7 +63,15 @@ def load_backend(backend: str, model=None, vae=None, onnx_dir=None, device: str 
     from .backend import TorchBackend
     from .models import DiverModels, load_models
 
-    models = model if isinstance(model, DiverModels) else load_models(model, vae, device=resolve_device(device))
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}", f"use one of {', '.join(PRECISIONS)}")
+    dev = resolve_device(device)
+    if precision == "fp16" and dev.type == "cpu":
+        raise ConfigError("fp16 on the CPU runs several times slower than fp32", "use --precision bf16 on CPU")
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    models = model if isinstance(model, DiverModels) else load_models(model, vae, device=dev, dtype=dtype)
     return TorchBackend(models, cfg_channels)
 
 
@@ -157,6 +168,7 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
             onnx_dir: str | os.PathLike | None = None, layout: str | None = None, pixel_space: str | None = None,
             subset: str | None = None, class_map: tuple[int, ...] | None = None, device: str = "auto",
             resume: bool = False, overwrite: bool = False, write_pngs: bool = True, max_png: int | None = None,
+            precision: str = "fp32",
             shard: Shard | None = None, progress: Callable[[Progress], None] | None = None,
             log: Callable[[str], None] | None = None, should_stop: Callable[[], bool] | None = None) -> dict:
     """Recover the distilled set at `input_path` into folder `out`; returns the report (also written there).
@@ -177,13 +189,15 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
     if not (resume or overwrite) and out.is_dir() and any(out.iterdir()):  # fail before loading a large model
         prepare_output(out, {}, resume, overwrite)
     start = time.perf_counter()
-    engine = load_backend(backend, model, vae, onnx_dir, _shard_device(device, shard, backend), config.cfg_channels)
+    engine = load_backend(backend, model, vae, onnx_dir, _shard_device(device, shard, backend), config.cfg_channels,
+                          precision)
     timings["load"] = time.perf_counter() - start
     dit_ids = np.array(resolve_class_map(subset, class_map, dset.num_labels, engine.num_classes), dtype=np.int64)
     plan = build_plan(config, engine.schedule)
 
     run = {"input": fingerprint(dset), "layout": dset.layout, "pixel_space": dset.pixel_space,
-           "model": engine.source, "class_map": dit_ids.tolist(), "config": config.result_fields()}
+           "model": engine.source, "precision": precision if backend == "torch" else None,
+           "class_map": dit_ids.tolist(), "config": config.result_fields()}
     run = json.loads(json.dumps(run))  # tuples -> lists, as read back from run.json
     state = prepare_output(out, run, resume, overwrite, wait_s=30.0 if shard.count > 1 else 0.0)
     where = f" (shard {shard.index}/{shard.count})" if shard.count > 1 else ""

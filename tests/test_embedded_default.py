@@ -79,3 +79,19 @@ def test_onnxruntime_matches_torch_on_the_embedded_default(tmp_path, default_bac
     ours = _run(OrtBackend(tmp_path, device="cpu"), x, y, config)
     ref = _run(default_backend, x, y, config)
     assert psnr(ours, ref) >= min_psnr, psnr(ours, ref)
+
+
+def test_bf16_stays_close_to_fp32(tmp_path, real_images):
+    """Issue #4's fidelity bar for bf16 (>= 35 dB), on real weights; fp16 is refused on the CPU."""
+    from diver_lite.config import RecoverConfig
+    from diver_lite.errors import ConfigError
+    from diver_lite.pipeline import load_backend
+
+    x, y = real_images
+    config = RecoverConfig.from_preset("dm", 1)
+    bf16 = load_backend("torch", device="cpu", precision="bf16")
+    assert bf16.describe()["dtype"] == "bfloat16"
+    ref = _run(load_backend("torch", device="cpu"), x, y, config)
+    assert psnr(_run(bf16, x, y, config), ref) >= 35
+    with pytest.raises(ConfigError, match="bf16"):
+        load_backend("torch", device="cpu", precision="fp16")
