@@ -2,7 +2,7 @@
 
 import torch
 
-from diver_lite.models import DIT_SCHEDULE, SD_VAE_SCALING, DiverModels
+from diver_lite.models import DIT_SCHEDULE, SD_VAE_SCALING, DiverModels, equalize_embedders
 
 
 def build_xl(with_vae: bool = True) -> DiverModels:
@@ -12,9 +12,7 @@ def build_xl(with_vae: bool = True) -> DiverModels:
 
     torch.manual_seed(0)
     transformer = DiTTransformer2DModel(out_channels=8)
-    shared = transformer.transformer_blocks[0].norm1.emb.state_dict()
-    for block in transformer.transformer_blocks[1:]:
-        block.norm1.emb.load_state_dict(shared)
+    equalize_embedders(transformer)
     vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
                         up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4,
                         sample_size=256, scaling_factor=SD_VAE_SCALING) if with_vae else None

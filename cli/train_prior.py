@@ -49,12 +49,13 @@ def train_prior(out, data, seed, vae_steps, dit_steps, classifier_epochs, sample
                               log=lambda s, m, v: echo(f"dit step {s}: mse {m:.4f} vb {v:.4f}"))
     seconds["DiT"] = time.perf_counter() - start
     write_prior(out, dit, vae, config, vae_hist, dit_hist, seconds, source, data, classifier_epochs,
-                samples_per_class, echo)
+                samples_per_class, echo, train=(images, labels))
 
 
 def write_prior(out: Path, dit, vae, config, vae_hist, dit_hist, seconds, source, data, classifier_epochs,
-                samples_per_class, echo) -> dict:
-    """Save the models, judge them, and write the card; returns the metrics."""
+                samples_per_class, echo, train=None) -> dict:
+    """Save the models, judge them, and write the card; returns the metrics. `train`: the training split's
+    (images, labels) when already loaded."""
     import numpy as np
     from PIL import Image
 
@@ -68,7 +69,7 @@ def write_prior(out: Path, dit, vae, config, vae_hist, dit_hist, seconds, source
     save_models(models, out)
     tie_embedders(models.transformer)
     start = time.perf_counter()
-    images, labels, _ = fm.load("train", data)
+    images, labels = train if train is not None else fm.load("train", data)[:2]
     test_images, test_labels, _ = fm.load("test", data)
     classifier = train_classifier(fm.to_images(images), labels, epochs=classifier_epochs, seed=config.seed)
     metrics, samples = evaluate_prior(models, fm.to_images(test_images), test_labels, classifier,

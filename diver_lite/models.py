@@ -267,6 +267,14 @@ def tie_embedders(transformer) -> int:
     return saved
 
 
+def equalize_embedders(transformer) -> None:
+    """Copy block 0's timestep/class embedder into every block, as a converted DiT checkpoint has them (a freshly
+    built diffusers DiT draws each copy at random); afterwards `tie_embedders` can share them."""
+    shared = transformer.transformer_blocks[0].norm1.emb.state_dict()
+    for block in transformer.transformer_blocks[1:]:
+        block.norm1.emb.load_state_dict(shared)
+
+
 def untied_state_dict(module: "torch.nn.Module") -> dict[str, torch.Tensor]:
     """A state dict whose shared tensors are copies, as safetensors requires."""
     seen, out = set(), {}
@@ -304,10 +312,7 @@ def build_tiny_models(seed: int = 0, num_classes: int = 1000, image_size: int = 
     transformer = DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4,
                                         out_channels=8, num_layers=2, sample_size=image_size // 8, patch_size=2,
                                         num_embeds_ada_norm=num_classes, norm_num_groups=1)
-    # A real DiT has one embedder that diffusers copies into every block; make the copies equal, as there.
-    shared = transformer.transformer_blocks[0].norm1.emb.state_dict()
-    for block in transformer.transformer_blocks[1:]:
-        block.norm1.emb.load_state_dict(shared)
+    equalize_embedders(transformer)  # a real DiT has one embedder that diffusers copies into every block
     # eval(): in train mode diffusers' label embedder drops labels at random (CFG training dropout).
     return DiverModels(transformer.eval(), vae.eval(), dict(DIT_SCHEDULE), TINY_RANDOM)
 

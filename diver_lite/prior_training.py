@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .models import DIT_SCHEDULE, DiverModels
+from .models import DIT_SCHEDULE, DiverModels, equalize_embedders, tie_embedders
 from .schedule import alphas_cumprod
 
 
@@ -133,14 +133,13 @@ def train_dit(latents: torch.Tensor, labels: np.ndarray, cfg: PriorConfig, num_c
     """Returns (EMA DiT, history of (mse, vb))."""
     torch.manual_seed(cfg.seed + 1)
     g = torch.Generator().manual_seed(cfg.seed + 1)
+    # Train one shared embedder (DiT has one; diffusers keeps a copy per block), so the saved copies stay equal
+    # and tie again after loading.
     dit = build_dit(cfg, latents.shape[-1], num_classes).train()
-    # One embedder copy per block, as diffusers builds DiT; keep them equal so that they tie after loading.
-    shared = dit.transformer_blocks[0].norm1.emb
-    for block in dit.transformer_blocks[1:]:
-        block.norm1.emb = shared
     ema = build_dit(cfg, latents.shape[-1], num_classes).eval().requires_grad_(False)
-    for block in ema.transformer_blocks[1:]:
-        block.norm1.emb = ema.transformer_blocks[0].norm1.emb
+    for model in (dit, ema):
+        equalize_embedders(model)
+        tie_embedders(model)
     ema.load_state_dict(dit.state_dict())
     opt = torch.optim.AdamW(dit.parameters(), lr=cfg.dit_lr, weight_decay=0.0)
     warmup = min(500, cfg.dit_steps // 10)

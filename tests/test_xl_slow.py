@@ -9,13 +9,11 @@ pytestmark = pytest.mark.slow
 def test_tying_dit_xl2_embedders_saves_75m_parameters_and_keeps_outputs():
     from diffusers import DiTTransformer2DModel
 
-    from diver_lite.models import tie_embedders
+    from diver_lite.models import equalize_embedders, tie_embedders
 
     torch.manual_seed(0)
     dit = DiTTransformer2DModel(out_channels=8).eval()
-    shared = dit.transformer_blocks[0].norm1.emb.state_dict()
-    for block in dit.transformer_blocks[1:]:  # as a converted checkpoint has them: 28 equal copies
-        block.norm1.emb.load_state_dict(shared)
+    equalize_embedders(dit)  # as a converted checkpoint has them: 28 equal copies
     count = lambda: sum(p.numel() for p in dit.parameters())  # noqa: E731
     x, t, y = torch.randn(2, 4, 32, 32), torch.tensor([999, 20]), torch.tensor([207, 1000])
     with torch.no_grad():
