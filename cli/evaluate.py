@@ -36,7 +36,7 @@ def evaluate(sets, out, students, seeds, epochs, data, test_folder):
 
     from diver_lite import fashion_mnist as fm
     from diver_lite.data import read_set
-    from diver_lite.errors import ConfigError, OutputError
+    from diver_lite.errors import ConfigError, InputError, OutputError
     from diver_lite.evaluate import EvalConfig, bar_chart, evaluate_set, render_table
     from diver_lite.prepare import from_unit, resize, to_unit
     from diver_lite.students import STUDENTS
@@ -56,6 +56,12 @@ def evaluate(sets, out, students, seeds, epochs, data, test_folder):
     else:
         images, test_y, _ = fm.load("test", data)
         test_x = from_unit(resize(fm.to_images(images), size, antialias=True), "imagenet")
+    classes = int(test_y.max()) + 1
+    for label, dset in loaded:
+        bad = sorted({int(c) for c in dset.hard_labels if not 0 <= c < classes})
+        if bad:
+            raise InputError(f"{label} has labels {bad[:5]} outside the test split's {classes} classes",
+                             "evaluate a set distilled from the same data as the test split (or --test-folder)")
     results = {}
     for label, dset in loaded:
         click.echo(f"{label}: {len(dset)} images", err=True)

@@ -1,6 +1,8 @@
 """The `diver-lite` command group. Library exceptions become one line with the fix and exit code 2 (input or
 usage) or 1 (runtime)."""
 
+import logging
+import os
 import sys
 
 import click
@@ -39,11 +41,13 @@ def _register():
     from .distill import distill
     from .evaluate import evaluate
     from .export import export
+    from .profile import profile
     from .recover import recover
     from .train_prior import train_prior
 
     cli.add_command(recover)
     cli.add_command(export)
+    cli.add_command(profile)
     cli.add_command(distill)
     cli.add_command(evaluate)
     cli.add_command(train_prior)
@@ -53,6 +57,8 @@ _register()
 
 
 def main():
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")   # diffusers' load-time chatter is not for users
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)   # torchao's import-time deprecations
     cli(prog_name="diver-lite")
 
 

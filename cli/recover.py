@@ -11,6 +11,8 @@ from diver_lite.config import LABEL_PHASES, METHOD_PRESETS, PIXEL_RANGES, SAMPLE
 from diver_lite.data import LAYOUTS, PIXEL_SPACES
 from diver_lite.errors import ConfigError, InputError
 
+from .runtime_options import RUNTIME_HELP, optgroup_runtime, runtime_from_options
+
 EXAMPLE = """
 \b
 Examples:
@@ -26,6 +28,10 @@ Examples:
 
   # ONNX Runtime, on graphs from `diver-lite export` (npz and image folders need no torch)
   diver-lite recover set.npz -o out/ort --backend onnxruntime --onnx onnx/
+\b
+  # DiT-XL/2 within 1.5 GB of GPU memory (the plan is chosen and printed), or int8 on a CPU
+  diver-lite recover set.pt -o out/small --model ./DiT-XL-2-256 --vram-budget 1.5
+  diver-lite recover set.pt -o out/int8 --model ./DiT-XL-2-256 --precision int8 --device cpu
 """
 
 
@@ -51,7 +57,7 @@ def _class_map(path: Path | None):
     return parse_class_map_json(text, str(path))
 
 
-@click.command(epilog=EXAMPLE, context_settings={"show_default": True})
+@click.command(epilog=EXAMPLE + RUNTIME_HELP, context_settings={"show_default": True})
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
               help="Output folder: the recovered set in the input's layout, png/, grid.png, report.json/.md.")
@@ -67,8 +73,7 @@ def _class_map(path: Path | None):
 @click.option("--vae", default=None, help="AutoencoderKL folder or cached repo id (needed with an original .pt).")
 @click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch",
               help="torch, or ONNX Runtime over graphs from `diver-lite export` (with --onnx).")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
-              help="Torch backend weights: bf16 on CPU (about 0.3x the fp32 time), fp16 or bf16 on CUDA.")
+@optgroup_runtime
 @click.option("--onnx", "onnx_dir", type=click.Path(path_type=Path), default=None,
               help="Folder written by `diver-lite export`, for --backend onnxruntime.")
 @click.option("--method", type=click.Choice(sorted(METHOD_PRESETS)), default=None,
@@ -105,12 +110,12 @@ def _class_map(path: Path | None):
 @click.option("--shard", default=None, metavar="K/N", help="Recover only shard K of N (0-based). Under torchrun "
               "or accelerate launch it is read from RANK/WORLD_SIZE; the last shard to finish writes the set.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae, backend, precision, onnx_dir,
+def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae, backend, onnx_dir,
             method, ipc,
             t_init, steps, align,
             sampling_steps, cfg_scale, cfg_channels, guidance_scale, guidance_window, no_sigma_scaling,
             label_phase, sampler, pixel_range, keep_size, batch_size, seed, device, resume, overwrite, no_png,
-            max_png, shard, quiet):
+            max_png, shard, quiet, **runtime_options):
     """Recover a distilled set with DIVER (semantic inheritance, guidance and fusion).
 
     INPUT is a distilled set: a DM .pt, an MTT/EDF or GLaD folder (images_best.pt), an NCFM .pt, an image
@@ -153,7 +158,8 @@ def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae,
             report = run_recover(input_path, out, config, model=model, vae=vae, backend=backend, onnx_dir=onnx_dir,
                                  layout=layout, pixel_space=pixel_space, subset=subset,
                                  class_map=_class_map(class_map), device=device, resume=resume,
-                                 overwrite=overwrite, write_pngs=not no_png, max_png=max_png, precision=precision,
+                                 overwrite=overwrite, write_pngs=not no_png, max_png=max_png,
+                                 **runtime_from_options(runtime_options, backend),
                                  shard=_shard(shard) if shard else Shard.from_env(), progress=progress, log=log,
                                  should_stop=should_stop)
         finally:

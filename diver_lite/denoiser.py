@@ -1,31 +1,50 @@
 """The torch DiT behind the sampler's denoiser call (guidance.cfg_denoise does the CFG)."""
 
+import warnings
+from collections.abc import Callable
+
 import torch
 
+from .errors import ModelError
 from .guidance import cfg_denoise
 
 
 class TorchDenoiser:
-    def __init__(self, transformer: torch.nn.Module, null_class: int, cfg_channels: int = 3):
+    """`before()` runs ahead of each call (an offload placement making the DiT resident). A 16-bit DiT whose
+    output is not finite is, with `fallback` (a dtype to convert the DiT to), re-run there with a warning."""
+
+    def __init__(self, transformer: torch.nn.Module, null_class: int, cfg_channels: int = 3,
+                 device: torch.device | None = None, dtype: torch.dtype | None = None,
+                 before: Callable[[], None] | None = None, fallback: torch.dtype | None = None):
         self.transformer = transformer
         self.null_class = null_class
         self.cfg_channels = cfg_channels
+        self.device = device or next(transformer.parameters()).device
+        self.dtype = dtype or next(transformer.parameters()).dtype
+        self.before = before or (lambda: None)
+        self.fallback = fallback
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.transformer.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.transformer.parameters()).dtype
-
-    def _run(self, x: torch.Tensor, timestep: int, labels: torch.Tensor) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, timestep: int, labels: torch.Tensor) -> torch.Tensor:
         t = torch.full((x.shape[0],), timestep, dtype=torch.long, device=self.device)
         out = self.transformer(x.to(self.device, self.dtype), timestep=t, class_labels=labels.to(self.device))
         return out.sample.float()                                      # [B, 2C, h, w]
 
+    def _run(self, x: torch.Tensor, timestep: int, labels: torch.Tensor) -> torch.Tensor:
+        out = self._forward(x, timestep, labels)
+        if torch.isfinite(out).all():
+            return out
+        if self.fallback is None or self.dtype == self.fallback:
+            raise ModelError(f"the DiT produced non-finite values at timestep {timestep} in {self.dtype}",
+                             "run with --precision fp32 (or bf16 on CUDA)")
+        warnings.warn(f"the DiT overflowed in {self.dtype} at timestep {timestep}; re-running in {self.fallback}",
+                      RuntimeWarning, stacklevel=2)
+        self.transformer.to(self.fallback)
+        self.dtype = self.fallback
+        return self._run(x, timestep, labels)
+
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, timestep: int, class_labels: torch.Tensor | None, cfg_scale: float):
+        self.before()
         null = torch.full((x.shape[0],), self.null_class, dtype=torch.long, device=self.device)
         labels = None if class_labels is None else class_labels.long().to(self.device)
         return cfg_denoise(self._run, torch.cat, x.to(self.device), timestep, labels, null, cfg_scale,

@@ -4,6 +4,7 @@ IDX files, or the small subset vendored with diver-lite (100 train + 100 test im
 Images are used as 3-channel 32x32 (padded by 2, grey replicated), so every code path is the one DiT-XL/2 uses."""
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +20,20 @@ FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 
 def read_idx(path: Path) -> np.ndarray:
     """An IDX file (gzip or plain): magic (0, 0, 0x08 = uint8, ndim), big-endian dims, then the data."""
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as e:   # gzip.BadGzipFile is an OSError; a cut-off gzip, EOFError
+        raise InputError(f"{path} cannot be read ({type(e).__name__}: {e or 'truncated'})",
+                         "the file is damaged: reinstall dataset-fashion-mnist or copy the IDX files again")
     if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] != 0x08:
         raise InputError(f"{path} is not a uint8 IDX file", "give the Fashion-MNIST IDX files")
     ndim = raw[3]
-    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(int)
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    try:
+        dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(int)
+        return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    except ValueError:
+        raise InputError(f"{path} is shorter than its header says", "the file is truncated: copy it again")
 
 
 def _find(root: Path, stem: str) -> Path | None:

@@ -23,7 +23,6 @@ from .schedule import build_plan
 
 STATE_DIR = ".diver-lite"
 BACKENDS = ("torch", "onnxruntime")
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -49,9 +48,12 @@ def resolve_device(device: str):
 
 
 def load_backend(backend: str, model=None, vae=None, onnx_dir=None, device: str = "auto", cfg_channels: int = 3,
-                 precision: str = "fp32"):
-    """The torch backend over `model` (see models.load_models) in `precision`, or ONNX Runtime over an exported
-    folder (whose precision was fixed at export)."""
+                 precision: str = "fp32", plan=None, budget_gb: float | None = None, batch_size: int = 1,
+                 log: Callable[[str], None] | None = None, budget_for: str | None = None):
+    """The torch backend over `model` (see models.load_models) under a runtime plan (runtime_plan.RuntimePlan;
+    `precision` alone is the plan with nothing else changed), or ONNX Runtime over an exported folder (whose
+    precision was fixed at export). `budget_gb`: the device's memory budget (RAM on the CPU): the fastest plan
+    whose estimate fits is chosen instead of `plan`, and logged."""
     if backend == "onnxruntime":
         if onnx_dir is None:
             raise ConfigError("--backend onnxruntime needs the exported graphs", "pass --onnx DIR (diver-lite export)")
@@ -61,18 +63,21 @@ def load_backend(backend: str, model=None, vae=None, onnx_dir=None, device: str 
     if backend != "torch":
         raise ConfigError(f"unknown backend {backend!r}", f"use one of {', '.join(BACKENDS)}")
     from .backend import TorchBackend
-    from .models import DiverModels, load_models
+    from .runtime import build_runtime, plan_for_budget
+    from .runtime_plan import RuntimePlan
 
-    import torch
-
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r}", f"use one of {', '.join(PRECISIONS)}")
     dev = resolve_device(device)
-    if precision == "fp16" and dev.type == "cpu":
-        raise ConfigError("fp16 on the CPU runs several times slower than fp32", "use --precision bf16 on CPU")
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    models = model if isinstance(model, DiverModels) else load_models(model, vae, device=dev, dtype=dtype)
-    return TorchBackend(models, cfg_channels)
+    plan = plan or RuntimePlan(precision)
+    if budget_gb is not None:
+        if budget_for is not None and budget_for != dev.type:
+            flag = {"cuda": "--vram-budget", "cpu": "--ram-budget"}
+            raise ConfigError(f"{flag[budget_for]} was given but the run is on {dev.type}",
+                              f"use {flag[dev.type]}, or --device {budget_for}")
+        plan, estimate = plan_for_budget(model, vae, dev, budget_gb, batch_size)
+        if log:
+            log(f"memory plan for {budget_gb:g} GB: {plan.label} (estimated peak {estimate['total'] / 2**30:.2f} GB)")
+    runtime = build_runtime(model, vae, dev, plan)
+    return TorchBackend(runtime.models, cfg_channels, runtime.placement, dev, runtime)
 
 
 def fingerprint(dset: DistilledSet) -> str:
@@ -168,11 +173,13 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
             onnx_dir: str | os.PathLike | None = None, layout: str | None = None, pixel_space: str | None = None,
             subset: str | None = None, class_map: tuple[int, ...] | None = None, device: str = "auto",
             resume: bool = False, overwrite: bool = False, write_pngs: bool = True, max_png: int | None = None,
-            precision: str = "fp32",
+            precision: str = "fp32", plan=None, budget_gb: float | None = None, budget_for: str | None = None,
             shard: Shard | None = None, progress: Callable[[Progress], None] | None = None,
             log: Callable[[str], None] | None = None, should_stop: Callable[[], bool] | None = None) -> dict:
     """Recover the distilled set at `input_path` into folder `out`; returns the report (also written there).
     `model`: what models.load_models takes, or loaded DiverModels; `backend` "onnxruntime" runs `onnx_dir`.
+    `plan`: a runtime_plan.RuntimePlan for the torch backend (else `precision` alone); `budget_gb`: choose the
+    fastest plan that fits this much device memory (RAM on the CPU) instead.
     `shard`: this process's share of a multi-process run (the shards resume one another's folder; the last one
     to finish writes the set). `should_stop()`: checked after each saved batch; True raises Interrupted."""
     log = log or (lambda msg: None)
@@ -190,13 +197,13 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
         prepare_output(out, {}, resume, overwrite)
     start = time.perf_counter()
     engine = load_backend(backend, model, vae, onnx_dir, _shard_device(device, shard, backend), config.cfg_channels,
-                          precision)
+                          precision, plan, budget_gb, config.batch_size, log, budget_for)
     timings["load"] = time.perf_counter() - start
     dit_ids = np.array(resolve_class_map(subset, class_map, dset.num_labels, engine.num_classes), dtype=np.int64)
     plan = build_plan(config, engine.schedule)
 
     run = {"input": fingerprint(dset), "layout": dset.layout, "pixel_space": dset.pixel_space,
-           "model": engine.source, "precision": precision if backend == "torch" else None,
+           "model": engine.source, "precision": _numerics(engine),
            "class_map": dit_ids.tolist(), "config": config.result_fields()}
     run = json.loads(json.dumps(run))  # tuples -> lists, as read back from run.json
     state = prepare_output(out, run, resume, overwrite, wait_s=30.0 if shard.count > 1 else 0.0)
@@ -232,6 +239,17 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
     atomic_write(out / "report.md", lambda tmp: Path(tmp).write_text(render_markdown(report)))
     (state / "merge.lock").unlink(missing_ok=True)
     return report
+
+
+def _numerics(engine) -> str | None:
+    """What of the runtime plan changes the numbers (a resumed run must match it); offloading does not, so an
+    interrupted run can be resumed under a smaller plan."""
+    runtime = getattr(engine, "runtime", None)
+    if runtime is None:
+        return None
+    p = runtime.plan
+    return "+".join([p.precision] + [f"vae-{p.vae_precision}"] * bool(p.vae_precision) +
+                    ["keep-modulation"] * (p.keep_modulation and p.precision == "int8"))
 
 
 def _rounded(timings: dict) -> dict:

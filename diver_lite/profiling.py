@@ -1,0 +1,224 @@
+"""`diver-lite profile`: the fp32 reference and each plan on the same images and seeds, each in its own process
+(profile_worker.py) so that peaks are clean; then fidelity against the reference and one report (JSON, markdown
+and a PNG chart). Pipeline layer: it reads the inputs and writes the report."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .config import RecoverConfig
+from .data import atomic_write
+from .errors import ConfigError, OutputError
+from .prepare import to_unit
+from .runtime_plan import RuntimePlan
+
+DEFAULT_PLANS = {"cpu": ["bf16", "int8", "bf16+offload-model", "int8+offload-model+vae-slicing",
+                         "bf16+offload-stream+vae-slicing"],
+                 "cuda": ["fp16", "bf16", "int8", "fp16+offload-model", "fp16+offload-stream",
+                          "fp16+offload-sequential"]}
+REFERENCE = RuntimePlan("fp32")
+
+
+def parse_plan(label: str) -> RuntimePlan:
+    """The inverse of RuntimePlan.label: precision[+offload-X][+vae-P][+slice-N][+vae-slicing][+vae-tiling]
+    [+keep-modulation]."""
+    head, *rest = label.strip().split("+")
+    kw = {"precision": head}
+    for part in rest:
+        if part.startswith("offload-"):
+            kw["offload"] = part[len("offload-"):]
+        elif part in ("vae-slicing", "vae-tiling"):
+            kw[part.replace("-", "_")] = True
+        elif part.startswith("vae-"):
+            kw["vae_precision"] = part[4:]
+        elif part.startswith("slice-"):
+            kw["attention_slice"] = part[6:]
+        elif part == "keep-modulation":
+            kw["keep_modulation"] = True
+        else:
+            raise ConfigError(f"unknown plan part {part!r} in {label!r}",
+                              "write plans as e.g. bf16, int8+keep-modulation, fp16+offload-stream+vae-slicing")
+    return RuntimePlan(**kw)
+
+
+def fidelity(ref_latents, latents, ref_images, images, pixel_space: str) -> dict:
+    rel = float(np.linalg.norm(latents - ref_latents) / max(np.linalg.norm(ref_latents), 1e-12))
+    a, b = to_unit(ref_images, pixel_space), to_unit(images, pixel_space)
+    mse = float(np.mean((a - b) ** 2))
+    return {"latent_rel_l2": round(rel, 6), "psnr_db": round(10 * np.log10(1.0 / mse), 2) if mse > 0 else None}
+
+
+def run_plan(spec: dict, work: Path, name: str, timeout_s: float | None) -> dict:
+    """Run one plan in a fresh interpreter; returns its result (or {'error': ...})."""
+    spec = dict(spec, result=str(work / name))
+    spec_path = work / f"{name}.spec.json"
+    spec_path.write_text(json.dumps(spec))
+    env = dict(os.environ)
+    env.setdefault("DIFFUSERS_VERBOSITY", "error")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "diver_lite.profile_worker", str(spec_path)], env=env,
+                              capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"error": f"took longer than {timeout_s:.0f} s"}
+    out = work / f"{name}.json"
+    if not out.is_file():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        killed = proc.returncode in (-9, 137)
+        return {"error": "killed (out of memory?)" if killed else f"worker failed: {tail[0][:300]}"}
+    return json.loads(out.read_text())
+
+
+def profile(images: np.ndarray, dit_labels: np.ndarray, pixel_space: str, out: str | os.PathLike,
+            plans: list[RuntimePlan], config: RecoverConfig, model=None, vae=None, device: str = "auto",
+            judge: Callable[[np.ndarray], np.ndarray] | None = None, warmup_batches: int | None = None,
+            timeout_s: float | None = None, overwrite: bool = False,
+            log: Callable[[str], None] | None = None) -> dict:
+    """Profile the reference and `plans` on `images` [N, C, H, W] (in `pixel_space`) with DiT labels
+    `dit_labels`; writes profile.json, profile.md and profile.png under `out` and returns the report.
+    `judge(images) -> predicted labels`: a real-data classifier whose agreement with the reference is reported."""
+    log = log or (lambda msg: None)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"output {out} is a file", "give a folder with -o")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise OutputError(f"output folder {out} is not empty", "pass --overwrite or pick another -o")
+    work = out / "plans"
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot write to {out}: {e.strerror}", "pick a writable -o folder")
+    dev = _device_type(device)
+    if warmup_batches is None:
+        warmup_batches = 1 if dev == "cuda" and len(images) > config.batch_size else 0
+    np.savez(work / "inputs.npz", images=images.astype(np.float32), dit_labels=dit_labels.astype(np.int64))
+    spec = {"inputs": str(work / "inputs.npz"), "model": None if model is None else str(model),
+            "vae": None if vae is None else str(vae), "device": device, "config": config.result_fields() |
+            {"batch_size": config.batch_size, "guidance_window": list(config.window)},
+            "pixel_space": pixel_space, "warmup_batches": warmup_batches}
+    rows, ref = [], None
+    for k, plan in enumerate([REFERENCE] + [p for p in plans if p != REFERENCE]):
+        log(f"[{k + 1}/{len(plans) + 1}] {plan.label} ...")
+        started = time.perf_counter()
+        result = run_plan(spec | {"plan": plan.to_dict()}, work, f"plan{k}", timeout_s)
+        result.setdefault("plan", plan.to_dict() | {"label": plan.label})
+        result["wall_s"] = round(time.perf_counter() - started, 1)
+        if "error" not in result:
+            with np.load(work / f"plan{k}.npz") as z:
+                lat, img = z["latents"], z["images"]
+            if ref is None:
+                ref = (lat, img, judge(img) if judge else None)
+            result["fidelity"] = fidelity(ref[0], lat, ref[1], img, pixel_space)
+            if judge is not None:
+                result["fidelity"]["judge_agreement"] = round(float(np.mean(judge(img) == ref[2])), 4)
+            log(f"    peak {_peak_text(result)}, {result['time_per_image_s']:.3f} s/image, "
+                f"{result['time_per_step_s']:.3f} s/step, PSNR {result['fidelity']['psnr_db'] or 'inf'} dB")
+        else:
+            log(f"    failed: {result['error']}")
+            if k == 0:
+                raise ConfigError(f"the fp32 reference failed: {result['error']}", "check --model and --device")
+        rows.append(result)
+    report = {"device_type": dev, "images": int(len(images)), "config": config.to_dict(),
+              "model": "embedded default" if model is None else str(model), "warmup_batches": warmup_batches,
+              "plans": _with_ratios(rows, dev)}
+    from .report import versions
+
+    report["versions"] = versions()
+    atomic_write(out / "profile.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2)))
+    atomic_write(out / "profile.md", lambda tmp: Path(tmp).write_text(render_profile(report)))
+    from PIL import Image
+
+    chart = profile_chart(report)
+    atomic_write(out / "profile.png", lambda tmp: Image.fromarray(chart).save(tmp, format="PNG"), suffix=".png")
+    return report
+
+
+def _device_type(device: str) -> str:
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if device.startswith("cuda") else "cpu"
+
+
+def peak_mb(result: dict) -> float | None:
+    """The peak a plan is judged by: torch's peak allocated memory on CUDA, the process's peak RSS on the CPU."""
+    peak = result.get("peak", {})
+    return peak.get("cuda_allocated_mb", peak.get("cpu_rss_mb"))
+
+
+def _peak_text(result: dict) -> str:
+    p = result["peak"]
+    if "cuda_allocated_mb" in p:
+        return f"{p['cuda_allocated_mb']:.0f} MB GPU (torch), {p.get('nvml_process_mb', '?')} MB (NVML)"
+    return f"{p['cpu_rss_mb']:.0f} MB RSS"
+
+
+def _with_ratios(rows: list[dict], dev: str) -> list[dict]:
+    ref = rows[0]
+    for r in rows:
+        if "error" in r or "error" in ref:
+            continue
+        r["peak_ratio"] = round(peak_mb(r) / peak_mb(ref), 3)
+        r["step_time_ratio"] = round(r["time_per_step_s"] / ref["time_per_step_s"], 3)
+        r["image_time_ratio"] = round(r["time_per_image_s"] / ref["time_per_image_s"], 3)
+        est = r["estimate_mb"]["total"]
+        r["estimate_error"] = round(est / peak_mb(r) - 1, 3)
+    return rows
+
+
+def render_profile(report: dict) -> str:
+    dev = report["device_type"]
+    peak_name = "peak GPU (torch alloc.)" if dev == "cuda" else "peak RSS"
+    lines = [f"# diver-lite profile ({report['model']}, {report['images']} images, {dev})", "",
+             f"| plan | {peak_name} MB | x fp32 | estimate MB (err) | s/step | x fp32 | s/image | latent rel-L2 | "
+             f"PSNR dB | judge agree |" + (" NVML MB |" if dev == "cuda" else ""),
+             "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if dev == "cuda" else "")]
+    for r in report["plans"]:
+        label = r["plan"]["label"]
+        if "error" in r:
+            lines.append(f"| {label} | failed: {r['error']} |" + " |" * (9 if dev == "cuda" else 8))
+            continue
+        f = r["fidelity"]
+        agree = f.get("judge_agreement")
+        lines.append(
+            f"| {label} | {peak_mb(r):.0f} | {r.get('peak_ratio', 1):.2f} | {r['estimate_mb']['total']:.0f} "
+            f"({100 * r.get('estimate_error', 0):+.0f}%) | {r['time_per_step_s']:.3f} | {r.get('step_time_ratio', 1):.2f} "
+            f"| {r['time_per_image_s']:.3f} | {f['latent_rel_l2']:.2e} | {f['psnr_db'] if f['psnr_db'] else 'inf'} | "
+            f"{'' if agree is None else f'{100 * agree:.1f}%'} |"
+            + (f" {r['peak'].get('nvml_process_mb', '')} |" if dev == "cuda" else ""))
+    c = report["config"]
+    lines += ["", f"Recovery: t_init {c['t_init']}, K {c['effective_steps']}, batch {c['batch_size']}, seed "
+              f"{c['seed']}; each plan in its own process; timings exclude {report['warmup_batches']} warm-up "
+              "batch(es). Ratios are against the fp32 reference of the same run.", ""]
+    return "\n".join(lines)
+
+
+def profile_chart(report: dict, width: int = 760, height: int = 340) -> np.ndarray:
+    """Two bar groups per plan: peak memory and time per image, each relative to the fp32 reference."""
+    from PIL import Image, ImageDraw
+
+    rows = [r for r in report["plans"] if "error" not in r]
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    left, top, bottom = 40, 34, height - 60
+    top_value = max([1.0] + [max(r.get("peak_ratio", 1), r.get("image_time_ratio", 1)) for r in rows])
+    group = (width - left - 10) / max(1, len(rows))
+    colours = {"peak memory": (31, 119, 180), "time / image": (255, 127, 14)}
+    draw.line([left, bottom, width - 10, bottom], fill=(0, 0, 0))
+    for g, r in enumerate(rows):
+        x0 = left + g * group + group * 0.15
+        bar = group * 0.35
+        for k, value in enumerate((r.get("peak_ratio", 1), r.get("image_time_ratio", 1))):
+            y = bottom - (bottom - top) * value / top_value
+            draw.rectangle([x0 + k * bar, y, x0 + (k + 1) * bar - 2, bottom], fill=list(colours.values())[k])
+            draw.text((x0 + k * bar, y - 12), f"{value:.2f}", fill=(0, 0, 0))
+        draw.text((x0, bottom + 6), r["plan"]["label"][:22], fill=(0, 0, 0))
+    for k, (name, colour) in enumerate(colours.items()):
+        draw.text((left + 5 + 150 * k, 8), f"{name} (x fp32)", fill=colour)
+    return np.asarray(img)

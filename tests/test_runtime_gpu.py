@@ -1,0 +1,62 @@
+"""The memory plans on CUDA (run with -m gpu on a machine with a GPU; benchmarks/gpu_profile.sh runs them).
+Real weights (the embedded default): every plan stays close to the fp32 reference, bitsandbytes int8 replaces the
+block linears, streaming keeps only a block or two on the GPU."""
+
+import numpy as np
+import pytest
+import torch
+
+from diver_lite.config import RecoverConfig
+from diver_lite.runtime_plan import RuntimePlan
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+CONFIG = RecoverConfig(t_init=6, steps=7, batch_size=4)
+
+
+def _recover(plan, model=None):
+    from diver_lite import fashion_mnist as fm
+    from diver_lite.pipeline import load_backend
+    from diver_lite.prepare import from_unit, to_unit
+    from diver_lite.recovery import recover_batch
+    from diver_lite.schedule import build_plan
+
+    raw, labels, _ = fm.load("test")
+    x, y = from_unit(fm.to_images(raw[:8]), "imagenet"), labels[:8]
+    backend = load_backend("torch", model, device="cuda", plan=plan)
+    out = recover_batch(backend, x, y, list(range(8)), CONFIG, build_plan(CONFIG, backend.schedule), "imagenet")
+    return to_unit(out, "imagenet"), backend
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return _recover(RuntimePlan())[0]
+
+
+@pytest.mark.parametrize("plan,bar", [
+    (RuntimePlan("fp16"), 35), (RuntimePlan("bf16"), 35), (RuntimePlan("int8"), 28),
+    (RuntimePlan("int8", keep_modulation=True), 28), (RuntimePlan("fp16", "model"), 35),
+    (RuntimePlan("fp16", "stream"), 35), (RuntimePlan("fp16", "sequential"), 35),
+    (RuntimePlan("fp32", "stream"), 80), (RuntimePlan("fp32", "model"), 80)], ids=lambda v: getattr(v, "label", ""))
+def test_each_plan_stays_close_to_the_fp32_reference(reference, plan, bar):
+    if plan.precision == "int8":
+        pytest.importorskip("bitsandbytes")
+    if plan.offload == "sequential":
+        pytest.importorskip("accelerate")
+    out, backend = _recover(plan)
+    mse = float(np.mean((out - reference) ** 2))
+    psnr = 10 * np.log10(1 / mse) if mse > 0 else float("inf")
+    assert psnr >= bar, (plan.label, psnr)
+    if plan.precision == "int8":
+        import bitsandbytes as bnb
+
+        linear = backend.models.transformer.transformer_blocks[0].ff.net[2]
+        assert isinstance(linear, bnb.nn.Linear8bitLt) and linear.weight.dtype == torch.int8
+
+
+def test_streaming_keeps_the_blocks_off_the_gpu_between_forwards(reference):
+    out, backend = _recover(RuntimePlan("fp16", "stream"))
+    blocks = backend.models.transformer.transformer_blocks
+    assert all(b.attn1.to_q.weight.is_meta for b in blocks)
+    assert backend.models.transformer.proj_out_2.weight.device.type == "cuda"
