@@ -273,6 +273,9 @@ def _run_batches(engine, dset: DistilledSet, dit_labels: np.ndarray, config: Rec
     from .recovery import StageTimes, recover_batch
 
     batches = shard.batches(len(dset), config.batch_size)
+    if shard.count == 1:   # temporary files of a write that was killed (SIGKILL, power loss); never results
+        for stale in (state / "images").glob(".*"):
+            stale.unlink(missing_ok=True)
     mine = [i for b in batches for i in b]
     done = {i for i in mine if _cached(state, i).is_file()}
     done_before, recovered_now, times = len(done), 0, StageTimes()

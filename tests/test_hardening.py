@@ -63,10 +63,13 @@ def test_sigkill_at_a_random_point_then_resume_gives_the_uninterrupted_set(tmp_p
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "set.pt").exists() or proc.returncode == 0
-    cached_before = len(list((out / ".diver-lite" / "images").glob("*.safetensors")))
-    assert not list(out.rglob("*.tmp*"))  # nothing half-written was left visible... or at all
+    cached_before = len(list((out / ".diver-lite" / "images").glob("[0-9]*.safetensors")))
+    # A write cut by SIGKILL can leave its temporary file (hidden, never under a result's name); resume removes it.
+    assert all(p.name.startswith(".") for p in (out / ".diver-lite" / "images").iterdir()
+               if not p.name[0].isdigit())
     done = subprocess.run(_recover_cmd(src, out, "--resume"), env=ENV, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    assert not list(out.rglob(".*tmp*"))
     report = json.loads((out / "report.json").read_text())
     assert report["images_before_resume"] == cached_before
     assert report["images_before_resume"] + report["images_this_run"] <= 300 + 2  # at most one batch redone
@@ -205,3 +208,19 @@ def test_a_set_larger_than_memory_is_refused_before_it_is_read(tmp_path, monkeyp
     monkeypatch.setattr("diver_lite.data.available_memory", lambda: 1000)
     with pytest.raises(Exception, match="GiB of memory"):
         read_set(_set(tmp_path / "small.pt", 2))
+
+
+def test_resume_removes_the_temporary_file_of_a_killed_write(tmp_path):
+    src = _set(tmp_path / "set.pt", 4)
+    out = tmp_path / "out"
+    runner = CliRunner()
+    args = ["recover", str(src), "-o", str(out), "--model", "tiny-random", "--batch-size", "2", "-q"]
+    assert runner.invoke(cli, args).exit_code == 0
+    images = out / ".diver-lite" / "images"
+    (images / "00000003.safetensors").unlink()                        # as if killed while writing image 3
+    stale = images / ".00000003.safetensors.k1ll3d.tmp"
+    stale.write_bytes(b"half an image")
+    res = runner.invoke(cli, args + ["--resume"])
+    assert res.exit_code == 0, res.output
+    assert not stale.exists() and (images / "00000003.safetensors").is_file()
+    assert json.loads((out / "report.json").read_text())["images_this_run"] == 2   # the cut batch, redone
