@@ -1,7 +1,7 @@
 """RecoverConfig: every knob of the DIVER recovery, checked at construction. Defaults follow SPEC §2;
 the ones marked [choice] there are options, and the per-method presets are PReDD's starting values."""
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 from .errors import ConfigError
 

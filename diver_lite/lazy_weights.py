@@ -64,10 +64,6 @@ def release(module: torch.nn.Module, skip: tuple[str, ...] = ()) -> None:
             _set(module, name, torch.empty(param.shape, dtype=param.dtype, device="meta"))
 
 
-def is_empty(module: torch.nn.Module, skip: tuple[str, ...] = ()) -> bool:
-    return any(p.is_meta for n, p in module.named_parameters(remove_duplicate=False) if not n.startswith(skip))
-
-
 def return_free_memory() -> None:
     """Give freed heap memory back to the OS (glibc's malloc_trim). Tensors read and dropped while filling a
     model a part at a time otherwise stay in the process's RSS: glibc raises its mmap threshold after the first

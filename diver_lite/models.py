@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from .dit_checkpoint import dit_config_from_state_dict, original_to_diffusers
-from .errors import MissingDependencyError, ModelError
+from .errors import ModelError
 
 # DiT's diffusion (SPEC §2): 1000 steps, linear betas 1e-4 .. 0.02.
 DIT_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear"}
@@ -140,7 +140,7 @@ WEIGHTS = "diffusion_pytorch_model.safetensors|diffusion_pytorch_model.bin"
 def _load_diffusers_folder(folder: Path, vae: str | os.PathLike | None,
                            dtype: torch.dtype = torch.float32) -> DiverModels:
     """Weights are read straight into `dtype` (no fp32 copy first)."""
-    from diffusers import AutoencoderKL, DiTTransformer2DModel
+    from diffusers import DiTTransformer2DModel
 
     need = ["transformer/config.json", f"transformer/{WEIGHTS.replace('|', '|transformer/')}"]
     if vae is None:

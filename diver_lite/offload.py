@@ -16,7 +16,6 @@ from .errors import ConfigError, MissingDependencyError
 from .lazy_weights import materialize, release, return_free_memory
 from .weights_file import WeightsFile
 
-OFFLOADS = ("none", "model", "sequential", "stream")
 VAE_PARTS = {"encoder": ("encoder", "quant_conv"), "decoder": ("decoder", "post_quant_conv")}
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from .errors import ConfigError
-from .lazy_weights import empty_weights, is_empty, map_large_allocations, materialize, return_free_memory
+from .lazy_weights import empty_weights, map_large_allocations, materialize, return_free_memory
 from .models import (EMBEDDED_DEFAULT, TINY_RANDOM, DiverModels, _checked, _looks_like_repo, _read_schedule,
                      load_models, resolve_cached_repo)
 from .offload import VAE_PARTS, BlockStream, ModelOffload, Resident, SequentialOffload
@@ -30,7 +30,6 @@ class Runtime:
     device: torch.device
     plan: RuntimePlan
     int8_layers: int = 0
-    streamed_from_file: bool = False
 
 
 def weights_source(model, vae) -> tuple[Path, Path] | None:
@@ -183,7 +182,7 @@ def _place_lazy(models, dit_file, vae_file, device, plan, dit_dtype, vae_dtype) 
         placement = (SequentialOffload(device, [t, vae]) if plan.offload == "sequential" else Resident(device))
     _apply_vae_and_attention(models, plan)
     return_free_memory()
-    return Runtime(models, placement, device, plan, int8, streamed_from_file=device.type == "cpu")
+    return Runtime(models, placement, device, plan, int8)
 
 
 def _place_loaded(models, device, plan, dit_dtype, vae_dtype) -> Runtime:
@@ -231,5 +230,3 @@ def _apply_vae_and_attention(models, plan) -> None:
         vae.tile_latent_min_size = tile // models.vae_scale_factor
     set_attention_slice(plan.attention_slice, models.transformer, models.vae)
 
-
-__all__ = ["Runtime", "build_runtime", "is_empty"]

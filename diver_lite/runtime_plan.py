@@ -6,7 +6,7 @@ DiT and VAE forwards. On the CPU it estimates the process's peak RSS (the runtim
 estimate is made, plus the above); on CUDA torch's peak allocated memory. `choose_plan` takes the fastest plan
 that fits a budget. benchmarks/ check the estimates against measured peaks (docs/BENCHMARKS.md)."""
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 from .errors import ConfigError
 
