@@ -31,7 +31,9 @@ def optgroup_runtime(f):
                      help="Slice attention per module, N head-batches at a time. auto slices only modules that "
                           "form the whole score matrix (torch 2's attention never does)."),
         click.option("--vae-slicing", is_flag=True, help="Run the VAE one image at a time."),
-        click.option("--vae-tiling", is_flag=True, help="Run the VAE in tiles (large images)."),
+        click.option("--vae-tiling", is_flag=True, help="Run the VAE in overlapping tiles of half the image (at "
+                     "least 128 px): less memory, but the result moves (34 dB PSNR from untiled, DiT-XL/2's VAE "
+                     "shape at 256², random weights)."),
         click.option("--vram-budget", type=float, default=None, metavar="GB",
                      help="Choose the fastest plan whose estimated peak GPU memory fits (CUDA)."),
         click.option("--ram-budget", type=float, default=None, metavar="GB",

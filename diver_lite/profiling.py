@@ -199,26 +199,35 @@ def render_profile(report: dict) -> str:
     return "\n".join(lines)
 
 
-def profile_chart(report: dict, width: int = 760, height: int = 340) -> np.ndarray:
-    """Two bar groups per plan: peak memory and time per image, each relative to the fp32 reference."""
+def profile_chart(report: dict, height: int = 420) -> np.ndarray:
+    """Two panels, one bar per plan, both relative to the fp32 reference: peak memory (linear) and time per image
+    (log scale, so that a 40x plan does not flatten the others)."""
+    import math
+
     from PIL import Image, ImageDraw
 
     rows = [r for r in report["plans"] if "error" not in r]
+    width = max(760, 60 + 100 * len(rows))
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
-    left, top, bottom = 40, 34, height - 60
-    top_value = max([1.0] + [max(r.get("peak_ratio", 1), r.get("image_time_ratio", 1)) for r in rows])
-    group = (width - left - 10) / max(1, len(rows))
-    colours = {"peak memory": (31, 119, 180), "time / image": (255, 127, 14)}
-    draw.line([left, bottom, width - 10, bottom], fill=(0, 0, 0))
+    left, slot = 50, (width - 60) / max(1, len(rows))
+    panels = [("peak memory (x fp32)", "peak_ratio", (31, 119, 180), 40, 160, False),
+              ("time per image (x fp32, log scale)", "image_time_ratio", (255, 127, 14), 200, 316, True)]
+    for title, key, colour, top, bottom, log in panels:
+        values = [max(r.get(key, 1.0), 1e-3) for r in rows]
+        lo, hi = (min(values + [1.0]) / 1.5, max(values + [1.0]) * 1.5) if log else (0.0, max(values + [1.0]))
+        scale = (lambda v: math.log(v / lo) / math.log(hi / lo)) if log else (lambda v: v / hi)
+        draw.text((left, top - 18), title, fill=colour)
+        draw.line([left, bottom, width - 10, bottom], fill=(0, 0, 0))
+        if log:   # the 1x line
+            y1 = bottom - (bottom - top) * scale(1.0)
+            draw.line([left, y1, width - 10, y1], fill=(180, 180, 180))
+        for g, v in enumerate(values):
+            x0 = left + g * slot + slot * 0.2
+            y = bottom - (bottom - top) * scale(v)
+            draw.rectangle([x0, y, x0 + slot * 0.6, bottom], fill=colour)
+            draw.text((x0, y - 12), f"{v:.2f}", fill=(0, 0, 0))
     for g, r in enumerate(rows):
-        x0 = left + g * group + group * 0.15
-        bar = group * 0.35
-        for k, value in enumerate((r.get("peak_ratio", 1), r.get("image_time_ratio", 1))):
-            y = bottom - (bottom - top) * value / top_value
-            draw.rectangle([x0 + k * bar, y, x0 + (k + 1) * bar - 2, bottom], fill=list(colours.values())[k])
-            draw.text((x0 + k * bar, y - 12), f"{value:.2f}", fill=(0, 0, 0))
-        draw.text((x0, bottom + 6), r["plan"]["label"][:22], fill=(0, 0, 0))
-    for k, (name, colour) in enumerate(colours.items()):
-        draw.text((left + 5 + 150 * k, 8), f"{name} (x fp32)", fill=colour)
+        x0 = left + g * slot + slot * 0.1
+        draw.multiline_text((x0, 326), r["plan"]["label"].replace("+", "\n+"), fill=(0, 0, 0), spacing=1)
     return np.asarray(img)
