@@ -95,7 +95,8 @@ def render_markdown(report: dict) -> str:
         f"- output: `{report['output']['set']}`",
         f"- model: `{report['model']['source']}` (image {report['model']['image_size']}², latent "
         f"{report['model']['latent']})",
-        f"- backend: {report['backend']} on {report['device']} (provider {report['provider']})",
+        f"- backend: {report['backend']} on {report['device']} (provider {report['provider']})"
+        + (f", plan {report['model']['plan']['label']}" if "plan" in report["model"] else ""),
         f"- seed: {cfg['seed']}",
         f"- images recovered in this run: {report['images_this_run']} (resumed with "
         f"{report['images_before_resume']} done)", "",

@@ -32,7 +32,8 @@ class RuntimePlan:
             raise ConfigError(f"unknown VAE precision {self.vae_precision!r}", "use fp32, bf16 or fp16")
         if self.offload not in OFFLOADS:
             raise ConfigError(f"unknown offload {self.offload!r}", f"use one of {', '.join(OFFLOADS)}")
-        if self.attention_slice not in ("off", "auto") and not str(self.attention_slice).isdigit():
+        if self.attention_slice not in ("off", "auto") and not (str(self.attention_slice).isdigit()
+                                                                and int(self.attention_slice) > 0):
             raise ConfigError(f"--attention-slice {self.attention_slice!r}", "use auto, off or a positive number")
         if self.precision == "int8" and self.offload in ("sequential", "stream"):
             raise ConfigError(f"int8 weights cannot be combined with --offload {self.offload}",

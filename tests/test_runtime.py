@@ -150,6 +150,9 @@ def test_cuda_only_and_contradictory_plans_are_refused_with_the_fix(tiny_model_d
         _backend(str(tiny_model_dir), RuntimePlan("fp16"))
     with pytest.raises(ConfigError, match="cannot be combined"):
         RuntimePlan("int8", "stream")
+    for bad in ("0", "-2", "half"):
+        with pytest.raises(ConfigError, match="--attention-slice"):
+            RuntimePlan(attention_slice=bad)
     with pytest.raises(ConfigError, match="safetensors"):
         _backend("tiny-random", RuntimePlan("bf16", "stream"))
 
@@ -209,6 +212,7 @@ def test_recover_cli_prints_the_chosen_plan_and_refuses_mixed_options(tmp_path, 
     assert "memory plan for 8 GB: bf16 (estimated peak" in res.output
     report = json.loads((tmp_path / "a" / "report.json").read_text())
     assert report["model"]["plan"]["label"] == "bf16" and report["model"]["dtype"] == "bfloat16"
+    assert "plan bf16" in (tmp_path / "a" / "report.md").read_text()
     res = runner.invoke(cli, ["recover", str(dm_file), "-o", str(tmp_path / "b"), "--model", str(tiny_model_dir),
                               "--ram-budget", "8", "--precision", "int8"])
     assert_one_line_error(res, 2, "--precision and a memory budget")
