@@ -3,8 +3,8 @@
 # (lambda 0, labels on every step, DDPM, raw pixels) and by DIVER's defaults, all with the embedded prior and
 # PReDD's t_init/K for DM at that IPC; each set evaluated on six students x 3 seeds (300 epochs), two evaluation
 # processes side by side (one per core of the 2-core machine).
-#   OMP_NUM_THREADS=1 benchmarks/fashion_mnist.sh 1      # about 45 minutes on the 2-core machine
-#   OMP_NUM_THREADS=1 benchmarks/fashion_mnist.sh 10     # longer: the students see 10x the images per step
+#   OMP_NUM_THREADS=1 benchmarks/fashion_mnist.sh 1      # measured: DM ~25 min, then ~7 min per evaluated set
+#   OMP_NUM_THREADS=1 benchmarks/fashion_mnist.sh 10     # measured: DM ~15 min, then ~24 min per evaluated set
 # Results: runs/fmnist_ipcN/eval_{baselines,recovered}/results.md (+ .json, .png). Finished steps are skipped.
 set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
