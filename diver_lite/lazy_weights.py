@@ -39,7 +39,8 @@ def own_parameters(module: torch.nn.Module, prefix: str, skip: tuple[str, ...] =
     return out
 
 
-def _set(module: torch.nn.Module, name: str, tensor: torch.Tensor) -> None:
+def set_parameter(module: torch.nn.Module, name: str, tensor: torch.Tensor) -> None:
+    """Replace the parameter at dotted `name` inside `module` by `tensor` (frozen)."""
     *path, leaf = name.split(".")
     for part in path:
         module = getattr(module, part)
@@ -53,7 +54,7 @@ def materialize(module: torch.nn.Module, source: WeightsFile, prefix: str = "", 
     for name, key in own_parameters(module, prefix, skip):
         tensor = source.get(key, dtype, pin=pin)
         total += tensor.numel() * tensor.element_size()
-        _set(module, name, tensor.to(device, non_blocking=pin))
+        set_parameter(module, name, tensor.to(device, non_blocking=pin))
     return total
 
 
@@ -61,7 +62,7 @@ def release(module: torch.nn.Module, skip: tuple[str, ...] = ()) -> None:
     """Put the module's parameters (but those under `skip`) back on the meta device, freeing their memory."""
     for name, param in list(module.named_parameters(remove_duplicate=False)):
         if not name.startswith(skip):
-            _set(module, name, torch.empty(param.shape, dtype=param.dtype, device="meta"))
+            set_parameter(module, name, torch.empty(param.shape, dtype=param.dtype, device="meta"))
 
 
 def return_free_memory() -> None:

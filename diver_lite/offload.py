@@ -13,7 +13,7 @@ diffusers modules; TorchBackend calls `activate(name)` before it runs the encode
 import torch
 
 from .errors import ConfigError, MissingDependencyError
-from .lazy_weights import materialize, release, return_free_memory
+from .lazy_weights import materialize, release, return_free_memory, set_parameter
 from .weights_file import WeightsFile
 
 VAE_PARTS = {"encoder": ("encoder", "quant_conv"), "decoder": ("decoder", "post_quant_conv")}
@@ -139,10 +139,7 @@ class BlockStream:
         block = self.blocks[i]
         with torch.cuda.stream(self._copy_stream):
             for name, tensor in self.pinned[i].items():
-                *path, leaf = name.split(".")
-                owner = block.get_submodule(".".join(path)) if path else block
-                owner._parameters[leaf] = torch.nn.Parameter(tensor.to(self.device, non_blocking=True),
-                                                             requires_grad=False)
+                set_parameter(block, name, tensor.to(self.device, non_blocking=True))
             event = torch.cuda.Event()
             event.record(self._copy_stream)
         self._ready[i] = event
