@@ -56,12 +56,13 @@ def profile(input_path, out, model, vae, device, plans, num_images, layout, subs
     import numpy as np
 
     from diver_lite.classmap import resolve_class_map
-    from diver_lite.profiling import DEFAULT_PLANS, _device_type, parse_plan
+    from diver_lite.pipeline import resolve_device
+    from diver_lite.profiling import DEFAULT_PLANS, parse_plan
     from diver_lite.profiling import profile as run_profile
     from diver_lite.runtime import sizes_for
 
     config = RecoverConfig(t_init=t_init, steps=steps, batch_size=batch_size, seed=seed)
-    dev = _device_type(device)
+    dev = resolve_device(device).type
     plan_list = [parse_plan(p) for p in (plans.split(",") if plans else DEFAULT_PLANS[dev]) if p.strip()]
     if not plan_list:
         raise ConfigError("--plans is empty", "name at least one plan, e.g. --plans bf16,int8")

@@ -34,9 +34,9 @@ class TorchBackend:
         self.runtime = runtime
         self._device = torch.device(device) if device is not None else models.device
         plain = placement is None or getattr(placement, "name", "none") == "none"
-        self._int8 = runtime is not None and runtime.int8_layers > 0
+        int8 = runtime is not None and runtime.int8_layers > 0
         dtype = next(models.transformer.parameters()).dtype
-        fallback = torch.float32 if plain and not self._int8 and dtype != torch.float32 else None
+        fallback = torch.float32 if plain and not int8 and dtype != torch.float32 else None
         self.denoiser = TorchDenoiser(models.transformer, models.null_class, cfg_channels, self._device, dtype,
                                       before=lambda: self._activate("transformer"), fallback=fallback)
         self._vae_fallback = plain and next(models.vae.parameters()).dtype != torch.float32

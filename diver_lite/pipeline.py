@@ -9,7 +9,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -242,14 +242,15 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
 
 
 def _numerics(engine) -> str | None:
-    """What of the runtime plan changes the numbers (a resumed run must match it); offloading does not, so an
-    interrupted run can be resumed under a smaller plan."""
+    """The label of the runtime plan without what leaves the numbers as they are (a resumed run must match it):
+    offloading is exact and slicing only reorders float sums, so an interrupted run can be resumed under a smaller
+    plan; precision and VAE tiling change the result."""
     runtime = getattr(engine, "runtime", None)
     if runtime is None:
         return None
     p = runtime.plan
-    return "+".join([p.precision] + [f"vae-{p.vae_precision}"] * bool(p.vae_precision) +
-                    ["keep-modulation"] * (p.keep_modulation and p.precision == "int8"))
+    return replace(p, offload="none", attention_slice="off", vae_slicing=False,
+                   keep_modulation=p.keep_modulation and p.precision == "int8").label
 
 
 def _rounded(timings: dict) -> dict:

@@ -15,6 +15,7 @@ import numpy as np
 from .config import RecoverConfig
 from .data import atomic_write
 from .errors import ConfigError, OutputError
+from .pipeline import resolve_device
 from .prepare import to_unit
 from .runtime_plan import RuntimePlan
 
@@ -93,7 +94,7 @@ def profile(images: np.ndarray, dit_labels: np.ndarray, pixel_space: str, out: s
         work.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"cannot write to {out}: {e.strerror}", "pick a writable -o folder")
-    dev = _device_type(device)
+    dev = resolve_device(device).type
     if warmup_batches is None:
         warmup_batches = 1 if dev == "cuda" and len(images) > config.batch_size else 0
     np.savez(work / "inputs.npz", images=images.astype(np.float32), dit_labels=dit_labels.astype(np.int64))
@@ -136,14 +137,6 @@ def profile(images: np.ndarray, dit_labels: np.ndarray, pixel_space: str, out: s
     chart = profile_chart(report)
     atomic_write(out / "profile.png", lambda tmp: Image.fromarray(chart).save(tmp, format="PNG"), suffix=".png")
     return report
-
-
-def _device_type(device: str) -> str:
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return "cuda" if device.startswith("cuda") else "cpu"
 
 
 def peak_mb(result: dict) -> float | None:

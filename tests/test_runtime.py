@@ -238,6 +238,8 @@ def test_an_interrupted_run_resumes_under_a_smaller_plan(tmp_path, dm_file, tiny
     assert res.exit_code == 0, res.output
     res = runner.invoke(cli, base + ["-o", str(tmp_path / "r"), "--resume", "--precision", "bf16"])
     assert_one_line_error(res, 2, "different precision")
+    res = runner.invoke(cli, base + ["-o", str(tmp_path / "r"), "--resume", "--vae-tiling"])
+    assert_one_line_error(res, 2, "different precision")          # tiling changes the result, slicing does not
     a = torch.load(tmp_path / "ref" / "dm_set.pt", weights_only=True)["data"][0][0]
     b = torch.load(tmp_path / "r" / "dm_set.pt", weights_only=True)["data"][0][0]
     torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
