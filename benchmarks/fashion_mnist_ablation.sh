@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # The ablation of SPEC §6 on the Fashion-MNIST DM set at one IPC (run benchmarks/fashion_mnist.sh IPC first, or
 # give the DM set): DIVER's defaults with one knob changed per row, recovered by the embedded prior with PReDD's
-# t_init/K for DM, each set evaluated as in fashion_mnist.sh (six students x 3 seeds, 300 epochs). Two evaluation
-# processes run side by side (one per core).
-#   OMP_NUM_THREADS=1 benchmarks/fashion_mnist_ablation.sh 1 [DM_SET] [OUT]     # ~25 min on the 2-core machine
-# Results: OUT/eval_a/results.md and OUT/eval_b/results.md.
+# t_init/K for DM, all evaluated in one `evaluate` (8 students x 5 seeds) and paired against DIVER's defaults.
+#   OMP_NUM_THREADS=1 benchmarks/fashion_mnist_ablation.sh 1 [DM_SET] [OUT]
+# Results: OUT/eval_<protocol>/results.{md,json,png}. PROTOCOL=dc|predd, JOBS processes.
 set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 IPC=${1:-1}
 DM=${2:-runs/fmnist_ipc$IPC/dm.pt}
 R=${3:-runs/fmnist_ipc$IPC/ablation}
+PROTOCOL=${PROTOCOL:-dc}
+JOBS=${JOBS:-2}
 mkdir -p "$R"
 K=$(python -c "from diver_lite.config import RecoverConfig as C; print(C.from_preset('dm', $IPC).steps)")
 declare -A VARIANTS=(
+  [defaults]=""
   [lambda0]="--guidance-scale 0"
   [lambda1]="--guidance-scale 1"
   [window_all]="--guidance-window 0:$((K - 1))"
@@ -20,11 +22,12 @@ declare -A VARIANTS=(
   [pixels_raw]="--pixel-range raw"
   [cfg4]="--cfg-channels 4"
 )
-for name in "${!VARIANTS[@]}"; do
+SETS=()
+for name in defaults lambda0 lambda1 window_all labels_all pixels_raw cfg4; do
   [ -f "$R/$name/$(basename "$DM")" ] || diver-lite recover "$DM" -o "$R/$name" --method dm --ipc "$IPC" \
     ${VARIANTS[$name]} -q --overwrite
+  SETS+=("$R/$name/$(basename "$DM")")
 done
-set_of() { echo "$R/$1/$(basename "$DM")"; }
-diver-lite evaluate "$(set_of lambda0)" "$(set_of lambda1)" "$(set_of window_all)" -o "$R/eval_a" &
-diver-lite evaluate "$(set_of labels_all)" "$(set_of pixels_raw)" "$(set_of cfg4)" -o "$R/eval_b" &
-wait
+E="$R/eval_$PROTOCOL"
+[ -f "$E/results.md" ] || { rm -rf "$E"
+  diver-lite evaluate "${SETS[@]}" --baseline "${SETS[0]}" --protocol "$PROTOCOL" --jobs "$JOBS" -o "$E"; }

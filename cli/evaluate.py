@@ -5,14 +5,18 @@ from pathlib import Path
 
 import click
 
+# The students, listed without importing torch (so --help stays fast); diver_lite.students.STUDENTS has them.
+STUDENT_NAMES = ("convnet", "mlp", "lenet", "resnet18", "mobilenetv2", "efficientnet", "shufflenetv2", "vit")
+
 EXAMPLE = """
 \b
 Examples:
   diver-lite evaluate runs/dm_ipc1.pt runs/dm_ipc1_recovered/dm_ipc1.pt -o runs/eval_ipc1
   diver-lite evaluate runs/dm_ipc1.pt -o runs/quick --students convnet,resnet18 --seeds 1 --epochs 50
+  diver-lite evaluate runs/dm.pt runs/diver/dm.pt --protocol predd --jobs 2 -o runs/eval_predd
 \b
   # the ImageNet-subset protocol: a local val folder, one sub-folder per class in local label order
-  diver-lite evaluate recovered/res_DM.pt -o runs/nette --test-folder imagenette/val --epochs 1000
+  diver-lite evaluate recovered/res_DM.pt -o runs/nette --test-folder imagenette/val --protocol predd
 """
 
 
@@ -20,35 +24,53 @@ Examples:
 @click.argument("sets", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
               help="Folder for results.json, results.md and results.png.")
-@click.option("--students", default="convnet,mlp,lenet,resnet18,mobilenetv2,vit",
-              help="Comma-separated: convnet (the proxy), mlp, lenet, resnet18 (width 16), mobilenetv2 (x0.5), vit.")
-@click.option("--seeds", type=click.IntRange(min=1), default=3, help="Runs per student.")
-@click.option("--epochs", type=click.IntRange(min=1), default=300, help="300 as DC/DM (1000 optional).")
+@click.option("--protocol", type=click.Choice(["dc", "predd"]), default="dc",
+              help="dc: DC/DM's evaluator (300 epochs, lr 0.01). predd: PReDD's (1000 epochs, lr 1e-3 / 1e-2 for "
+              "MobileNetV2, EfficientNet, ShuffleNetV2, warm-up over half the epochs, instance-norm ResNet-18).")
+@click.option("--students", default=",".join(STUDENT_NAMES),
+              help="Comma-separated: convnet (the proxy), mlp, lenet, resnet18 (width 16), mobilenetv2 (x0.5), "
+              "efficientnet (B0-style x0.5), shufflenetv2 (x0.5), vit. The cross-arch score averages vit, "
+              "efficientnet, shufflenetv2, mobilenetv2, resnet18 (PReDD's).")
+@click.option("--seeds", type=click.IntRange(min=1), default=5, help="Runs per student (seeds 0..N-1).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the protocol's epochs.")
+@click.option("--baseline", type=click.Path(path_type=Path), default=None,
+              help="The set the others are compared with, paired by student and seed (mean difference, 95 % "
+              "interval); default: the first SET.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1,
+              help="Processes training students side by side (one thread each); results do not depend on it.")
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Fashion-MNIST IDX folder for the test split; default: Debian's package, else the subset.")
 @click.option("--test-folder", type=click.Path(path_type=Path), default=None,
               help="Real test images as <class>/<image> (sorted class folders = local labels), resized to the "
               "set's size: the ImageNet-subset protocol with a local val folder.")
-def evaluate(sets, out, students, seeds, epochs, data, test_folder):
-    """Train each student only on each SET (hard labels, DSA, EMA) and test it on real images; reports mean ± std
-    over seeds and the cross-architecture score (mean over all students but ConvNet)."""
+def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data, test_folder):
+    """Train each student only on each SET (hard labels, DSA, EMA with BN statistics re-estimated) and test it on
+    real images; reports mean ± std over seeds, the cross-architecture score, and every set's paired difference
+    against the baseline set."""
     from PIL import Image
 
     from diver_lite import fashion_mnist as fm
     from diver_lite.data import read_set
     from diver_lite.errors import ConfigError, InputError, OutputError
-    from diver_lite.evaluate import EvalConfig, bar_chart, evaluate_set, render_table
+    from diver_lite.evaluate import EvalConfig, evaluate_sets
+    from diver_lite.evaluate_report import chart, render_table
     from diver_lite.prepare import from_unit, resize, to_unit
-    from diver_lite.students import STUDENTS
 
     names = tuple(s.strip() for s in students.split(",") if s.strip())
-    unknown = sorted(set(names) - set(STUDENTS))
+    unknown = sorted(set(names) - set(STUDENT_NAMES))
     if unknown or not names:
-        raise ConfigError(f"unknown students {unknown}", f"choose from {', '.join(STUDENTS)}")
+        raise ConfigError(f"unknown students {unknown}", f"choose from {', '.join(STUDENT_NAMES)}")
     if out.is_dir() and any(out.iterdir()):
         raise OutputError(f"output folder {out} is not empty", "pick another -o")
-    cfg = EvalConfig(students=names, seeds=tuple(range(seeds)), epochs=epochs)
-    loaded = [(str(p), read_set(p)) for p in sets]
+    labels = [str(p) for p in sets]
+    if len(set(labels)) != len(labels):
+        raise ConfigError("a set is given twice", "name each set once")
+    base = labels[0] if baseline is None else str(baseline)
+    if base not in labels:
+        raise ConfigError(f"--baseline {base} is not one of the sets", "give one of the SET paths as --baseline")
+    cfg = EvalConfig.from_protocol(protocol, students=names, seeds=tuple(range(seeds)),
+                                   **({"epochs": epochs} if epochs else {}))
+    loaded = [(label, read_set(p)) for label, p in zip(labels, sets)]
     size = loaded[0][1].images.shape[-1]
     if test_folder is not None:
         test = read_set(test_folder, layout="folder")
@@ -62,17 +84,21 @@ def evaluate(sets, out, students, seeds, epochs, data, test_folder):
         if bad:
             raise InputError(f"{label} has labels {bad[:5]} outside the test split's {classes} classes",
                              "evaluate a set distilled from the same data as the test split (or --test-folder)")
-    results = {}
+    inputs = {}
     for label, dset in loaded:
         click.echo(f"{label}: {len(dset)} images", err=True)
         x = from_unit(to_unit(dset.images, dset.pixel_space), "imagenet")
-        x = resize(x if x.shape[1] == 3 else x.repeat(3, axis=1), size, antialias=True)
-        results[label] = evaluate_set(x, dset.hard_labels, test_x, test_y, cfg, log=lambda m: click.echo(
-            f"  {m}", err=True))
+        inputs[label] = (resize(x if x.shape[1] == 3 else x.repeat(3, axis=1), size, antialias=True),
+                         dset.hard_labels)
+    click.echo(f"{len(inputs) * len(names) * seeds} student runs, protocol {protocol} ({cfg.epochs} epochs), "
+               f"{jobs} process(es)", err=True)
+    results = evaluate_sets(inputs, test_x, test_y, cfg, baseline=base if len(inputs) > 1 else None, jobs=jobs,
+                            log=lambda m: click.echo(f"  {m}", err=True))
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v
-                                                             in cfg.__dict__.items()}, "results": results}, indent=2))
-    table = render_table(results, cfg)
+    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
+    (out / "results.json").write_text(json.dumps({"config": config, "baseline": base, "results": results},
+                                                 indent=2))
+    table = render_table(results, cfg, base)
     (out / "results.md").write_text(table)
-    Image.fromarray(bar_chart(results, names)).save(out / "results.png")
+    Image.fromarray(chart(results, names)).save(out / "results.png")
     click.echo(table)

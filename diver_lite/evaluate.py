@@ -1,47 +1,81 @@
 """Cross-architecture evaluation (SPEC §5 scaled to Fashion-MNIST): train each student only on a (distilled or
-recovered) set, test it on real images. SGD with momentum, warm-up then cosine, an EMA of the weights, DSA, hard
-labels, several seeds. The cross-architecture score is the mean over every student but the distillation proxy
-(ConvNet). No I/O."""
+recovered) set, test it on real images, under the DC/DM protocol or PReDD's. The weights are averaged (EMA with
+warm-up, started from the live weights) and BatchNorm statistics re-estimated for the averaged weights. No I/O."""
 
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, update_bn
 
 from .dsa import STRATEGY, augment
-from .students import STUDENTS
+from .paired import paired_difference
+from .students import CROSS_ARCH, SHALLOW, STUDENTS
 
 PROXY = "convnet"
+# dc: DC/DM's evaluator (300 epochs, lr 0.01, short warm-up). predd: PReDD's (1000 epochs, lr 1e-3, 1e-2 for the
+# MobileNet-like nets, linear warm-up over half the epochs, instance-norm ResNet-18).
+PROTOCOLS = {
+    "dc": dict(epochs=300, lr=0.01, warmup=0.05, lr_overrides={}, resnet_norm="batch"),
+    "predd": dict(epochs=1000, lr=1e-3, warmup=0.5, resnet_norm="instance",
+                  lr_overrides={"mobilenetv2": 1e-2, "efficientnet": 1e-2, "shufflenetv2": 1e-2}),
+}
 
 
 @dataclass(frozen=True)
 class EvalConfig:
     students: tuple[str, ...] = tuple(STUDENTS)
-    seeds: tuple[int, ...] = (0, 1, 2)
-    epochs: int = 300                 # the DC/DM protocol's 300 (its 1000 costs 3.3x on 2 cores)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    protocol: str = "dc"
+    epochs: int = 300
     batch: int = 256
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    warmup: float = 0.05              # fraction of the steps
-    ema: float = 0.995
+    warmup: float = 0.05              # fraction of the steps, linear, then cosine
+    ema: float = 0.995                # the EMA's decay once warmed up: min(ema, (1 + n) / (10 + n))
+    bn_passes: int = 10               # augmented passes over the set that re-estimate BN statistics for the EMA
     dsa: str = STRATEGY
+    resnet_norm: str = "batch"
     lr_overrides: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_protocol(cls, name: str, **overrides) -> "EvalConfig":
+        if name not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {name!r}; choose from {', '.join(PROTOCOLS)}")
+        return cls(protocol=name, **{**PROTOCOLS[name], **overrides})
+
+
+def ema_decay(decay: float) -> Callable:
+    """avg_fn for AveragedModel: an EMA whose decay warms up as min(decay, (1 + n) / (10 + n)) (n: updates so
+    far), so the early, random weights are forgotten quickly; the first update copies the live weights."""
+    def avg_fn(averaged: torch.Tensor, current: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        d = min(decay, (1 + int(n)) / (10 + int(n)))
+        return averaged + (current - averaged) * (1 - d)
+    return avg_fn
+
+
+def build_student(name: str, cfg: EvalConfig, num_classes: int, size: int) -> nn.Module:
+    kwargs = {"num_classes": num_classes}
+    if name in ("convnet", "mlp", "lenet", "vit"):
+        kwargs["size"] = size
+    if name == "resnet18":
+        kwargs["norm"] = cfg.resnet_norm
+    return STUDENTS[name](**kwargs)
 
 
 def train_student(name: str, images: torch.Tensor, labels: torch.Tensor, cfg: EvalConfig, seed: int,
-                  num_classes: int = 10) -> nn.Module:
-    """images: [N, 3, H, W] normalised; returns the EMA of the weights, in eval mode."""
+                  num_classes: int = 10) -> tuple[nn.Module, nn.Module]:
+    """images: [N, 3, H, W] normalised. Returns (raw weights, EMA of the weights updated once per epoch with BN
+    statistics re-estimated on augmented training images), both in eval mode."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    kwargs = {"num_classes": num_classes}
-    if name in ("convnet", "mlp", "lenet", "vit"):
-        kwargs["size"] = images.shape[-1]
-    model = STUDENTS[name](**kwargs).train()
-    ema = STUDENTS[name](**kwargs).eval().requires_grad_(False)
-    ema.load_state_dict(model.state_dict())
+    model = build_student(name, cfg, num_classes, images.shape[-1]).train()
+    ema = AveragedModel(model, avg_fn=ema_decay(cfg.ema), use_buffers=False)
     lr = cfg.lr_overrides.get(name, cfg.lr)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     per_epoch = max(1, -(-len(images) // cfg.batch))
@@ -49,22 +83,24 @@ def train_student(name: str, images: torch.Tensor, labels: torch.Tensor, cfg: Ev
     warm = max(1, int(cfg.warmup * total))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else
                                               0.5 * (1 + np.cos(np.pi * (s - warm) / max(1, total - warm))))
+    seed_of = lambda: int(torch.randint(2**31 - 1, (1,), generator=g))  # noqa: E731
     for _ in range(cfg.epochs):
         perm = torch.randperm(len(images), generator=g)
         for k in range(0, len(images), cfg.batch):
             idx = perm[k:k + cfg.batch]
-            x = augment(images[idx], int(torch.randint(2**31 - 1, (1,), generator=g)), cfg.dsa)
-            loss = nn.functional.cross_entropy(model(x), labels[idx])
+            loss = nn.functional.cross_entropy(model(augment(images[idx], seed_of(), cfg.dsa)), labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            with torch.no_grad():
-                for pe, p in zip(ema.parameters(), model.parameters()):
-                    pe.lerp_(p, 1 - cfg.ema)
-                for be, b in zip(ema.buffers(), model.buffers()):
-                    be.copy_(b)
-    return ema
+        ema.update_parameters(model)
+    # The averaged weights need their own BN statistics: the live model's were gathered for other weights.
+    # Shuffled like the training batches (sets are stored class by class; a one-class batch has other statistics).
+    batches = [augment(images[perm[k:k + cfg.batch]], seed_of(), cfg.dsa)
+               for perm in (torch.randperm(len(images), generator=g) for _ in range(cfg.bn_passes))
+               for k in range(0, len(images), cfg.batch)]
+    update_bn(batches, ema.module)
+    return model.eval(), ema.module.eval()
 
 
 @torch.no_grad()
@@ -74,56 +110,85 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return correct / len(images)
 
 
+# One (set, student, seed) run; module globals let worker processes receive the arrays once.
+_SHARED: dict = {}
+
+
+def _share(sets: dict, test: tuple, cfg: EvalConfig, num_classes: int, threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+    _SHARED.update(sets=sets, test=test, cfg=cfg, num_classes=num_classes)
+
+
+def _run(label: str, name: str, seed: int) -> tuple[float, float]:
+    images, labels = _SHARED["sets"][label]
+    tx, ty = _SHARED["test"]
+    raw, ema = train_student(name, torch.from_numpy(images), torch.from_numpy(labels).long(), _SHARED["cfg"], seed,
+                             _SHARED["num_classes"])
+    tx, ty = torch.from_numpy(tx), torch.from_numpy(ty).long()
+    return 100 * accuracy(ema, tx, ty), 100 * accuracy(raw, tx, ty)
+
+
+def evaluate_sets(sets: dict[str, tuple[np.ndarray, np.ndarray]], test_images: np.ndarray, test_labels: np.ndarray,
+                  cfg: EvalConfig, baseline: str | None = None, jobs: int = 1,
+                  log: Callable[[str], None] | None = None) -> dict:
+    """sets: label -> (images [N, 3, H, W] normalised like test_images, hard labels [N]). Every student of every
+    set is trained on every seed (in `jobs` processes; the result does not depend on it). Returns per set: per
+    student the EMA accuracy of each seed ('runs'), its mean and std, the raw weights' runs; the cross-architecture
+    score (mean over CROSS_ARCH students evaluated) per seed and its mean; the shallow students' mean; and, for
+    each set but `baseline`, the paired differences against it (per student and for the score)."""
+    sets = {k: (np.ascontiguousarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64)) for k, (x, y) in
+            sets.items()}
+    test = (np.ascontiguousarray(test_images, dtype=np.float32), np.asarray(test_labels, dtype=np.int64))
+    num_classes = int(max(max(int(y.max()) for _, y in sets.values()), int(test[1].max())) + 1)
+    work = [(label, name, seed) for label in sets for name in cfg.students for seed in cfg.seeds]
+    done: dict = {}
+    if jobs <= 1:
+        _share(sets, test, cfg, num_classes, None)
+        for item in work:
+            done[item] = _run(*item)
+            if log:
+                log(f"{item[0]}: {item[1]} seed {item[2]}: {done[item][0]:.2f} %")
+    else:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_share,
+                                 initargs=(sets, test, cfg, num_classes, 1)) as pool:
+            futures = {item: pool.submit(_run, *item) for item in work}
+            for item, fut in futures.items():
+                done[item] = fut.result()
+                if log:
+                    log(f"{item[0]}: {item[1]} seed {item[2]}: {done[item][0]:.2f} %")
+    results = {label: summarise({n: [done[(label, n, s)] for s in cfg.seeds] for n in cfg.students})
+               for label in sets}
+    if baseline is not None:
+        for label, r in results.items():
+            if label != baseline:
+                r["paired"] = compare(r, results[baseline])
+    return results
+
+
+def summarise(per_student: dict[str, list[tuple[float, float]]]) -> dict:
+    students = {n: {"runs": [e for e, _ in runs], "raw_runs": [r for _, r in runs],
+                    "mean": float(np.mean([e for e, _ in runs])), "std": float(np.std([e for e, _ in runs]))}
+                for n, runs in per_student.items()}
+    cross = [n for n in CROSS_ARCH if n in students]
+    score_runs = [float(np.mean(v)) for v in zip(*(students[n]["runs"] for n in cross))] if cross else None
+    shallow = [students[n]["mean"] for n in SHALLOW if n in students]
+    return {"students": students, "cross_arch_runs": score_runs,
+            "cross_arch": float(np.mean(score_runs)) if score_runs else None,
+            "shallow": float(np.mean(shallow)) if shallow else None}
+
+
+def compare(result: dict, baseline: dict) -> dict:
+    """Paired differences of one set against the baseline set: per student and for the cross-arch score."""
+    out = {n: paired_difference(s["runs"], baseline["students"][n]["runs"])
+           for n, s in result["students"].items() if n in baseline["students"]}
+    if result["cross_arch_runs"] and baseline["cross_arch_runs"]:
+        out["cross_arch"] = paired_difference(result["cross_arch_runs"], baseline["cross_arch_runs"])
+    return out
+
+
 def evaluate_set(images: np.ndarray, labels: np.ndarray, test_images: np.ndarray, test_labels: np.ndarray,
                  cfg: EvalConfig, log: Callable[[str], None] | None = None) -> dict:
-    """images/test_images: [N, 3, H, W] in the same normalised space; labels hard [N]. Returns per student the
-    accuracy of every seed, their mean and std (%), and the cross-architecture score."""
-    x, y = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)), torch.from_numpy(labels).long()
-    tx, ty = torch.from_numpy(np.ascontiguousarray(test_images, dtype=np.float32)), torch.from_numpy(test_labels).long()
-    num_classes = int(max(int(y.max()), int(ty.max())) + 1)
-    out = {}
-    for name in cfg.students:
-        runs = [100 * accuracy(train_student(name, x, y, cfg, seed, num_classes), tx, ty) for seed in cfg.seeds]
-        out[name] = {"runs": runs, "mean": float(np.mean(runs)), "std": float(np.std(runs))}
-        if log:
-            log(f"{name}: {out[name]['mean']:.2f} ± {out[name]['std']:.2f} %")
-    others = [out[n]["mean"] for n in cfg.students if n != PROXY]
-    return {"students": out, "cross_arch": float(np.mean(others)) if others else None}
+    """One set, in this process (see evaluate_sets)."""
+    return evaluate_sets({"set": (images, labels)}, test_images, test_labels, cfg, log=log)["set"]
 
-
-def render_table(results: dict[str, dict], cfg: EvalConfig) -> str:
-    """Markdown: one row per set, one column per student (mean ± std over seeds), then the cross-arch score."""
-    names = list(cfg.students)
-    lines = [f"Test accuracy (%) on real images; {cfg.epochs} epochs, seeds {list(cfg.seeds)}, DSA {cfg.dsa}; "
-             f"cross-arch = mean over all but {PROXY}.", "",
-             "| set | " + " | ".join(names) + " | cross-arch |", "|---|" + "---|" * (len(names) + 1)]
-    for label, r in results.items():
-        cells = [f"{r['students'][n]['mean']:.2f} ± {r['students'][n]['std']:.2f}" for n in names]
-        cross = f"{r['cross_arch']:.2f}" if r["cross_arch"] is not None else "-"
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {cross} |")
-    return "\n".join(lines) + "\n"
-
-
-def bar_chart(results: dict[str, dict], students: tuple[str, ...], width: int = 720, height: int = 360) -> np.ndarray:
-    """Grouped bars (one group per student, one bar per set) of mean accuracy, drawn with Pillow."""
-    from PIL import Image, ImageDraw
-
-    colours = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
-    img = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(img)
-    left, top, bottom = 40, 30, height - 40
-    group = (width - left - 10) / max(1, len(students))
-    bar = group * 0.8 / max(1, len(results))
-    draw.line([left, bottom, width - 10, bottom], fill=(0, 0, 0))
-    for g, name in enumerate(students):
-        x0 = left + g * group + group * 0.1
-        for k, (label, r) in enumerate(results.items()):
-            acc = r["students"][name]["mean"]
-            y = bottom - (bottom - top) * acc / 100
-            draw.rectangle([x0 + k * bar, y, x0 + (k + 1) * bar - 2, bottom], fill=colours[k % len(colours)])
-        draw.text((x0, bottom + 8), name, fill=(0, 0, 0))
-    for k, label in enumerate(results):
-        draw.text((left + 5 + 150 * k, 8), label[:24], fill=colours[k % len(colours)])
-    draw.text((2, top - 4), "100", fill=(0, 0, 0))
-    draw.text((8, bottom - 10), "0", fill=(0, 0, 0))
-    return np.asarray(img)

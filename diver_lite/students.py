@@ -83,29 +83,39 @@ class LeNet(nn.Module):
         return self.classifier(self.features(x))
 
 
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """'batch' (torchvision's ResNet) or 'instance' (PReDD's ResNet-18: per-image, per-channel, affine)."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.GroupNorm(channels, channels, affine=True)
+    raise ValueError(f"unknown norm {kind!r}")
+
+
 class _Basic(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int):
+    def __init__(self, cin: int, cout: int, stride: int, norm: str = "batch"):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+        self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), norm_layer(norm, cout),
                                   nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
-                                  nn.BatchNorm2d(cout))
+                                  norm_layer(norm, cout))
         self.skip = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
-            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            nn.Conv2d(cin, cout, 1, stride, bias=False), norm_layer(norm, cout))
 
     def forward(self, x):
         return torch.relu(self.body(x) + self.skip(x))
 
 
 class ResNet18(nn.Module):
-    """CIFAR-style ResNet-18 (3x3 stem, no max-pool), BatchNorm; `width` 64 is the usual one, 16 fits a CPU."""
+    """CIFAR-style ResNet-18 (3x3 stem, no max-pool); `width` 64 is the usual one, 16 fits a CPU; `norm` 'batch'
+    or 'instance' (PReDD's evaluator)."""
 
-    def __init__(self, num_classes: int = 10, channels: int = 3, width: int = 16):
+    def __init__(self, num_classes: int = 10, channels: int = 3, width: int = 16, norm: str = "batch"):
         super().__init__()
         widths = [width, 2 * width, 4 * width, 8 * width]
-        layers = [nn.Conv2d(channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        layers = [nn.Conv2d(channels, width, 3, 1, 1, bias=False), norm_layer(norm, width), nn.ReLU(inplace=True)]
         cin = width
         for k, w in enumerate(widths):
-            layers += [_Basic(cin, w, 1 if k == 0 else 2), _Basic(w, w, 1)]
+            layers += [_Basic(cin, w, 1 if k == 0 else 2, norm), _Basic(w, w, 1, norm)]
             cin = w
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.classifier = nn.Linear(cin, num_classes)
@@ -173,5 +183,106 @@ class ViTTiny(nn.Module):
         return self.head(self.norm(self.encoder(t))[:, 0])
 
 
+class _MBConv(nn.Module):
+    """EfficientNet's block: 1x1 expand, depthwise kxk, squeeze-and-excitation (1/4 of the input width), 1x1
+    project; SiLU; residual when the shape allows."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int, kernel: int):
+        super().__init__()
+        hidden, squeeze = cin * expand, max(1, cin // 4)
+        self.use_skip = stride == 1 and cin == cout
+        self.expand = nn.Identity() if expand == 1 else nn.Sequential(
+            nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.SiLU(inplace=True))
+        self.depthwise = nn.Sequential(nn.Conv2d(hidden, hidden, kernel, stride, kernel // 2, groups=hidden,
+                                                 bias=False), nn.BatchNorm2d(hidden), nn.SiLU(inplace=True))
+        self.se = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(hidden, squeeze, 1), nn.SiLU(inplace=True),
+                                nn.Conv2d(squeeze, hidden, 1), nn.Sigmoid())
+        self.project = nn.Sequential(nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        h = self.depthwise(self.expand(x))
+        h = self.project(h * self.se(h))
+        return x + h if self.use_skip else h
+
+
+class EfficientNet(nn.Module):
+    """EfficientNet-B0's stages (MBConv1/6, kernels 3/5, SE) at width x0.5 and one block per stage, with CIFAR
+    strides (stride-1 stem, three stride-2 stages: 32x32 -> 4x4)."""
+
+    def __init__(self, num_classes: int = 10, channels: int = 3, mult: float = 0.5):
+        super().__init__()
+        c = lambda n: max(8, int(n * mult))  # noqa: E731
+        # (expand, out, stride, kernel): B0's seven stages, one block each.
+        cfg = [(1, 16, 1, 3), (6, 24, 1, 3), (6, 40, 2, 5), (6, 80, 2, 3), (6, 112, 1, 5), (6, 192, 2, 5),
+               (6, 320, 1, 3)]
+        layers = [nn.Conv2d(channels, c(32), 3, 1, 1, bias=False), nn.BatchNorm2d(c(32)), nn.SiLU(inplace=True)]
+        cin = c(32)
+        for t, n, s, k in cfg:
+            layers.append(_MBConv(cin, c(n), s, t, k))
+            cin = c(n)
+        layers += [nn.Conv2d(cin, c(1280), 1, bias=False), nn.BatchNorm2d(c(1280)), nn.SiLU(inplace=True),
+                   nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(c(1280), num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+def _channel_shuffle(x: torch.Tensor, groups: int = 2) -> torch.Tensor:
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+class _ShuffleUnit(nn.Module):
+    """ShuffleNetV2's unit: stride 1 splits the channels and transforms one half; stride 2 transforms both
+    (one through a depthwise branch) and doubles the width; the halves are concatenated and shuffled."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        half = cout // 2
+        branch_in = cin if stride == 2 else cin // 2
+        self.branch = nn.Sequential(
+            nn.Conv2d(branch_in, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU(inplace=True),
+            nn.Conv2d(half, half, 3, stride, 1, groups=half, bias=False), nn.BatchNorm2d(half),
+            nn.Conv2d(half, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU(inplace=True))
+        self.shortcut = nn.Sequential(
+            nn.Conv2d(cin, cin, 3, 2, 1, groups=cin, bias=False), nn.BatchNorm2d(cin),
+            nn.Conv2d(cin, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU(inplace=True)) if stride == 2 else None
+
+    def forward(self, x):
+        if self.stride == 1:
+            keep, change = x.chunk(2, dim=1)
+            out = torch.cat([keep, self.branch(change)], dim=1)
+        else:
+            out = torch.cat([self.shortcut(x), self.branch(x)], dim=1)
+        return _channel_shuffle(out)
+
+
+class ShuffleNetV2(nn.Module):
+    """ShuffleNetV2 x0.5 (stage widths 48/96/192, 4/8/4 units, 1024 final) with a stride-1 3x3 stem and no
+    max-pool, for 32x32: three stride-2 stages, 32 -> 4."""
+
+    def __init__(self, num_classes: int = 10, channels: int = 3, widths=(48, 96, 192), repeats=(4, 8, 4),
+                 final: int = 1024):
+        super().__init__()
+        layers = [nn.Conv2d(channels, 24, 3, 1, 1, bias=False), nn.BatchNorm2d(24), nn.ReLU(inplace=True)]
+        cin = 24
+        for w, n in zip(widths, repeats):
+            layers += [_ShuffleUnit(cin, w, 2)] + [_ShuffleUnit(w, w, 1) for _ in range(n - 1)]
+            cin = w
+        layers += [nn.Conv2d(cin, final, 1, bias=False), nn.BatchNorm2d(final), nn.ReLU(inplace=True),
+                   nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(final, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
 STUDENTS = {"convnet": ConvNet, "mlp": MLP, "lenet": LeNet, "resnet18": ResNet18, "mobilenetv2": MobileNetV2,
-            "vit": ViTTiny}
+            "efficientnet": EfficientNet, "shufflenetv2": ShuffleNetV2, "vit": ViTTiny}
+# PReDD's (and DIVER's) cross-architecture score averages these; the proxy and the shallow nets stand beside it.
+CROSS_ARCH = ("vit", "efficientnet", "shufflenetv2", "mobilenetv2", "resnet18")
+SHALLOW = ("mlp", "lenet")
