@@ -21,6 +21,9 @@ GRAPHS = ("dit", "guided_step", "vae_encoder", "vae_decoder")
 @click.option("--model", default=None, help="Diffusers DiT folder, original DiT .pt, cached repo id, or "
               "tiny-random.  [default: the embedded Fashion-MNIST prior]")
 @click.option("--vae", default=None, help="AutoencoderKL folder or cached repo id (with an original .pt).")
+@click.option("--timestep-embedding", type=click.Choice(["dit", "diffusers"]), default=None,
+              help="Timestep frequencies the DiT's weights were trained with: dit (Meta's DiT-XL/2: /128) or "
+              "diffusers (/127). Default: what the model folder records; none recorded means Meta's (dit).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Folder for the graphs.")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32",
               help="Of the DiT graphs: fp16 for the CUDA provider, int8 (dynamic quantization) for CPU. The VAE "
@@ -30,7 +33,7 @@ GRAPHS = ("dit", "guided_step", "vae_encoder", "vae_decoder")
               "the VAE graphs.")
 @click.option("--cfg-channels", type=click.Choice(["3", "4"]), default="3", help="Baked into guided_step.")
 @click.option("--overwrite", is_flag=True, help="Replace graphs already in the folder.")
-def export(model, vae, out, precision, graphs, cfg_channels, overwrite):
+def export(model, vae, timestep_embedding, out, precision, graphs, cfg_channels, overwrite):
     """Export the DiT (dynamic batch), the guided DIVER step and the VAE encoder/decoder to ONNX (opset 18),
     each validated against torch on random inputs; writes manifest.json."""
     from diver_lite.errors import ConfigError, OutputError
@@ -43,7 +46,7 @@ def export(model, vae, out, precision, graphs, cfg_channels, overwrite):
         raise ConfigError(f"unknown graphs {unknown or graphs!r}", f"choose from {', '.join(GRAPHS)}")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise OutputError(f"output folder {out} is not empty", "pass --overwrite or pick another -o")
-    models = load_models(model, vae, device="cpu")
+    models = load_models(model, vae, device="cpu", timestep_embedding=timestep_embedding)
     manifest = export_models(models, out, precision, chosen, int(cfg_channels), log=lambda m: click.echo(m, err=True))
     sizes = sum(f.stat().st_size for f in out.iterdir()) / 2**20
     click.echo(f"Exported {', '.join(manifest['graphs'])} ({precision}, opset {manifest['opset']}, {sizes:.1f} MiB) "

@@ -71,6 +71,9 @@ def _class_map(path: Path | None):
 @click.option("--model", default=None, help="Diffusers DiT folder, original DiT .pt, repo id in the local HF "
               "cache, or tiny-random (random weights).  [default: the embedded Fashion-MNIST prior]")
 @click.option("--vae", default=None, help="AutoencoderKL folder or cached repo id (needed with an original .pt).")
+@click.option("--timestep-embedding", type=click.Choice(["dit", "diffusers"]), default=None,
+              help="Timestep frequencies the DiT's weights were trained with: dit (Meta's DiT-XL/2: /128) or "
+              "diffusers (/127). Default: what the model folder records; none recorded means Meta's (dit).")
 @click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch",
               help="torch, or ONNX Runtime over graphs from `diver-lite export` (with --onnx).")
 @optgroup_runtime
@@ -110,7 +113,7 @@ def _class_map(path: Path | None):
 @click.option("--shard", default=None, metavar="K/N", help="Recover only shard K of N (0-based). Under torchrun "
               "or accelerate launch it is read from RANK/WORLD_SIZE; the last shard to finish writes the set.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae, backend, onnx_dir,
+def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae, timestep_embedding, backend, onnx_dir,
             method, ipc,
             t_init, steps, align,
             sampling_steps, cfg_scale, cfg_channels, guidance_scale, guidance_window, no_sigma_scaling,
@@ -161,7 +164,7 @@ def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae,
                                  overwrite=overwrite, write_pngs=not no_png, max_png=max_png,
                                  **runtime_from_options(runtime_options, backend),
                                  shard=_shard(shard) if shard else Shard.from_env(), progress=progress, log=log,
-                                 should_stop=should_stop)
+                                 should_stop=should_stop, timestep_embedding=timestep_embedding)
         finally:
             if bar is not None:
                 bar.close()

@@ -11,6 +11,7 @@ import torch
 
 from .dit_checkpoint import dit_config_from_state_dict, original_to_diffusers
 from .errors import ModelError
+from . import timestep_embedding as temb
 
 # DiT's diffusion (SPEC §2): 1000 steps, linear betas 1e-4 .. 0.02.
 DIT_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear"}
@@ -28,6 +29,7 @@ class DiverModels:
     schedule: dict = field(default_factory=lambda: dict(DIT_SCHEDULE))
     source: str = ""
     tied_parameters: int = 0         # parameters saved by sharing the per-block embedders
+    timestep_embedding: str = "diffusers"   # the convention the transformer computes (timestep_embedding.py)
 
     @property
     def latent_channels(self) -> int:
@@ -72,16 +74,23 @@ class DiverModels:
                 self.latent_size, self.latent_size], "num_classes": self.num_classes,
                 "transformer_parameters": count(self.transformer), "vae_parameters": count(self.vae),
                 "dtype": str(next(self.transformer.parameters()).dtype).replace("torch.", ""),
-                "tied_parameters": self.tied_parameters}
+                "tied_parameters": self.tied_parameters, "timestep_embedding": self.timestep_embedding}
+
+    def use_timestep_embedding(self, record: str | None, override: str | None = None) -> None:
+        """Run the convention the weights were trained with (`record`; None: Meta's), or `override`."""
+        self.timestep_embedding = temb.resolve(record, override)
+        temb.apply(self.transformer, self.timestep_embedding)
 
 
 def load_models(model: str | os.PathLike | None, vae: str | os.PathLike | None = None,
                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                tie: bool = True, num_heads: int | None = None) -> DiverModels:
+                tie: bool = True, num_heads: int | None = None,
+                timestep_embedding: str | None = None) -> DiverModels:
     """`model`: a diffusers folder, an original DiT .pt/.pth/.safetensors checkpoint, a repo id in the local HF
     cache, "tiny-random" (a 2-layer DiT with random weights: for trying the tool, never for results), or None:
     the embedded default trained on Fashion-MNIST.
-    `num_heads`: for an original checkpoint whose hidden size is not one of DiT's named sizes."""
+    `num_heads`: for an original checkpoint whose hidden size is not one of DiT's named sizes.
+    `timestep_embedding`: "dit" or "diffusers" overrides the convention the model records (None: Meta's)."""
     if model is None and (EMBEDDED_DEFAULT / "transformer").is_dir():
         model = EMBEDDED_DEFAULT
     if model is None:
@@ -90,15 +99,17 @@ def load_models(model: str | os.PathLike | None, vae: str | os.PathLike | None =
                          "repo id such as facebook/DiT-XL-2-256, or tiny-random to try the tool)")
     path = Path(model)
     if str(model) == TINY_RANDOM:
-        models = build_tiny_models(seed=0)
+        models, record = build_tiny_models(seed=0), "diffusers"
     elif path.is_dir():
-        models = _load_diffusers_folder(path, vae, dtype)
+        models, record = _load_diffusers_folder(path, vae, dtype), temb.recorded(path / "transformer" / "config.json")
     elif path.is_file():
-        models = _load_original_checkpoint(path, vae, num_heads)
+        models, record = _load_original_checkpoint(path, vae, num_heads), None
     elif _looks_like_repo(str(model)) and path.suffix not in CHECKPOINT_SUFFIXES:
-        models = _load_diffusers_folder(resolve_cached_repo(str(model)), vae, dtype)
+        folder = resolve_cached_repo(str(model))
+        models, record = _load_diffusers_folder(folder, vae, dtype), temb.recorded(folder / "transformer" / "config.json")
     else:
         raise ModelError(f"model {model} does not exist", "check the path given to --model")
+    models.use_timestep_embedding(record, timestep_embedding)
     if tie:
         models.tied_parameters = tie_embedders(models.transformer)
     for module in (models.transformer, models.vae):
@@ -293,6 +304,8 @@ def save_models(models: DiverModels, folder: str | os.PathLike) -> Path:
     for name, module in (("transformer", models.transformer), ("vae", models.vae)):
         (folder / name).mkdir(parents=True, exist_ok=True)
         module.save_config(folder / name)
+        if name == "transformer":
+            temb.record(folder / name / "config.json", models.timestep_embedding)
         tensors = {k: v.detach().cpu().contiguous() for k, v in untied_state_dict(module).items()}
         save_file(tensors, str(folder / name / "diffusion_pytorch_model.safetensors"), metadata={"format": "pt"})
     DDPMScheduler(**models.schedule).save_pretrained(folder / "scheduler")

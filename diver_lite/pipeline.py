@@ -49,15 +49,22 @@ def resolve_device(device: str):
 
 def load_backend(backend: str, model=None, vae=None, onnx_dir=None, device: str = "auto", cfg_channels: int = 3,
                  precision: str = "fp32", plan=None, budget_gb: float | None = None, batch_size: int = 1,
-                 log: Callable[[str], None] | None = None, budget_for: str | None = None):
+                 log: Callable[[str], None] | None = None, budget_for: str | None = None,
+                 timestep_embedding: str | None = None):
     """The torch backend over `model` (see models.load_models) under a runtime plan (runtime_plan.RuntimePlan;
     `precision` alone is the plan with nothing else changed), or ONNX Runtime over an exported folder (whose
     precision was fixed at export). `budget_gb`: the device's memory budget (RAM on the CPU): the fastest plan
-    whose estimate fits is chosen instead of `plan`, and logged."""
+    whose estimate fits is chosen instead of `plan`, and logged. `timestep_embedding`: "dit"/"diffusers" overrides
+    the convention the model records (timestep_embedding.py); an ONNX graph has it built in."""
     if backend == "onnxruntime":
         if onnx_dir is None:
             raise ConfigError("--backend onnxruntime needs the exported graphs", "pass --onnx DIR (diver-lite export)")
         from .export.ort import OrtBackend
+
+        if timestep_embedding is not None:
+            raise ConfigError("--timestep-embedding applies to the torch backend",
+                              "an ONNX graph computes the convention it was exported with (diver-lite export "
+                              "--timestep-embedding)")
 
         return OrtBackend(onnx_dir, device=device, cfg_channels=cfg_channels)
     if backend != "torch":
@@ -76,7 +83,7 @@ def load_backend(backend: str, model=None, vae=None, onnx_dir=None, device: str 
         plan, estimate = plan_for_budget(model, vae, dev, budget_gb, batch_size)
         if log:
             log(f"memory plan for {budget_gb:g} GB: {plan.label} (estimated peak {estimate['total'] / 2**30:.2f} GB)")
-    runtime = build_runtime(model, vae, dev, plan)
+    runtime = build_runtime(model, vae, dev, plan, timestep_embedding)
     return TorchBackend(runtime.models, cfg_channels, runtime.placement, dev, runtime)
 
 
@@ -175,7 +182,8 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
             resume: bool = False, overwrite: bool = False, write_pngs: bool = True, max_png: int | None = None,
             precision: str = "fp32", plan=None, budget_gb: float | None = None, budget_for: str | None = None,
             shard: Shard | None = None, progress: Callable[[Progress], None] | None = None,
-            log: Callable[[str], None] | None = None, should_stop: Callable[[], bool] | None = None) -> dict:
+            log: Callable[[str], None] | None = None, should_stop: Callable[[], bool] | None = None,
+            timestep_embedding: str | None = None) -> dict:
     """Recover the distilled set at `input_path` into folder `out`; returns the report (also written there).
     `model`: what models.load_models takes, or loaded DiverModels; `backend` "onnxruntime" runs `onnx_dir`.
     `plan`: a runtime_plan.RuntimePlan for the torch backend (else `precision` alone); `budget_gb`: choose the
@@ -197,13 +205,14 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
         prepare_output(out, {}, resume, overwrite)
     start = time.perf_counter()
     engine = load_backend(backend, model, vae, onnx_dir, _shard_device(device, shard, backend), config.cfg_channels,
-                          precision, plan, budget_gb, config.batch_size, log, budget_for)
+                          precision, plan, budget_gb, config.batch_size, log, budget_for, timestep_embedding)
     timings["load"] = time.perf_counter() - start
     dit_ids = np.array(resolve_class_map(subset, class_map, dset.num_labels, engine.num_classes), dtype=np.int64)
     plan = build_plan(config, engine.schedule)
 
     run = {"input": fingerprint(dset), "layout": dset.layout, "pixel_space": dset.pixel_space,
            "model": engine.source, "precision": _numerics(engine),
+           "timestep_embedding": engine.describe().get("timestep_embedding"),
            "class_map": dit_ids.tolist(), "config": config.result_fields()}
     run = json.loads(json.dumps(run))  # tuples -> lists, as read back from run.json
     state = prepare_output(out, run, resume, overwrite, wait_s=30.0 if shard.count > 1 else 0.0)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from . import timestep_embedding as temb
 from .errors import ConfigError
 from .lazy_weights import empty_weights, map_large_allocations, materialize, return_free_memory
 from .models import (EMBEDDED_DEFAULT, TINY_RANDOM, DiverModels, _checked, _looks_like_repo, _read_schedule,
@@ -51,14 +52,18 @@ def weights_source(model, vae) -> tuple[Path, Path] | None:
     return (dit_folder, vae_folder) if ok else None
 
 
-def empty_models(dit_folder: Path, vae_folder: Path, schedule_folder: Path, source: str) -> DiverModels:
-    """The DiT and the VAE from their configs, weightless (parameters on the meta device)."""
+def empty_models(dit_folder: Path, vae_folder: Path, schedule_folder: Path, source: str,
+                 timestep_embedding: str | None = None) -> DiverModels:
+    """The DiT and the VAE from their configs, weightless (parameters on the meta device), running the timestep
+    embedding the DiT's config records (or `timestep_embedding`)."""
     from diffusers import AutoencoderKL, DiTTransformer2DModel
 
     with empty_weights():
         transformer = DiTTransformer2DModel.from_config(json.loads((dit_folder / "config.json").read_text()))
         vae = AutoencoderKL.from_config(json.loads((vae_folder / "config.json").read_text()))
-    return _checked(DiverModels(transformer.eval(), vae.eval(), _read_schedule(schedule_folder), source))
+    models = _checked(DiverModels(transformer.eval(), vae.eval(), _read_schedule(schedule_folder), source))
+    models.use_timestep_embedding(temb.recorded(dit_folder / "config.json"), timestep_embedding)
+    return models
 
 
 def tie_from_file(transformer, source: WeightsFile) -> int:
@@ -77,7 +82,8 @@ def tie_from_file(transformer, source: WeightsFile) -> int:
     return saved
 
 
-def build_runtime(model, vae, device: torch.device, plan: RuntimePlan) -> Runtime:
+def build_runtime(model, vae, device: torch.device, plan: RuntimePlan,
+                  timestep_embedding: str | None = None) -> Runtime:
     if device.type == "cpu" and "fp16" in (plan.compute_dtype("cpu"), plan.vae_dtype("cpu")):
         raise ConfigError("fp16 on the CPU runs several times slower than fp32", "use --precision bf16 on CPU")
     if plan.offload == "sequential" and device.type != "cuda":
@@ -85,17 +91,21 @@ def build_runtime(model, vae, device: torch.device, plan: RuntimePlan) -> Runtim
                           "on the CPU use --offload stream (or model) to lower RAM")
     dit_dtype = DTYPES[plan.compute_dtype(device.type)]
     vae_dtype = DTYPES[plan.vae_dtype(device.type)]
+    if isinstance(model, DiverModels) and timestep_embedding is not None:
+        model.use_timestep_embedding(None, timestep_embedding)
     source = None if isinstance(model, DiverModels) else weights_source(model, vae)
     if source is None:
         if plan.offload == "stream" and device.type == "cpu":
             raise ConfigError("--offload stream on the CPU reads DiT blocks from a safetensors file",
                               "give --model a diffusers folder with .safetensors weights (see models.save_models)")
-        models = model if isinstance(model, DiverModels) else load_models(model, vae, device="cpu", dtype=dit_dtype)
+        models = model if isinstance(model, DiverModels) else load_models(
+            model, vae, device="cpu", dtype=dit_dtype, timestep_embedding=timestep_embedding)
         return _place_loaded(models, device, plan, dit_dtype, vae_dtype)
     if device.type == "cpu" and plan.offload == "stream":
         map_large_allocations()
     dit_file, vae_file = WeightsFile(source[0] / SAFETENSORS), WeightsFile(source[1] / SAFETENSORS)
-    models = empty_models(source[0], source[1], source[0].parent / "scheduler", str(source[0].parent))
+    models = empty_models(source[0], source[1], source[0].parent / "scheduler", str(source[0].parent),
+                          timestep_embedding)
     torch.nn.Module.to(models.transformer, dit_dtype)   # (diffusers' own .to warns about every cast)
     torch.nn.Module.to(models.vae, vae_dtype)
     models.tied_parameters = tie_from_file(models.transformer, dit_file)

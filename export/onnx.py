@@ -264,7 +264,8 @@ def export_models(models: DiverModels, out: str | os.PathLike, precision: str = 
     models.transformer.float().eval()
     models.vae.float().eval()
     manifest = {"format": FORMAT, "opset": OPSET, "precision": precision, "source_model": models.source,
-                "source_hash": model_hash(models), "image_size": models.image_size,
+                "source_hash": model_hash(models), "timestep_embedding": models.timestep_embedding,
+                "image_size": models.image_size,
                 "latent_channels": models.latent_channels, "latent_size": models.latent_size,
                 "scaling_factor": models.scaling_factor, "num_classes": models.num_classes,
                 "null_class": models.null_class, "schedule": models.schedule, "cfg_channels": cfg_channels,

@@ -141,7 +141,8 @@ class OrtBackend:
         m = self.manifest
         return {"source": self.source, "exported_from": m["source_model"], "image_size": m["image_size"],
                 "latent": [m["latent_channels"], m["latent_size"], m["latent_size"]],
-                "num_classes": m["num_classes"], "precision": m["precision"], "opset": m["opset"]}
+                "num_classes": m["num_classes"], "precision": m["precision"], "opset": m["opset"],
+                "timestep_embedding": m.get("timestep_embedding")}
 
     def peak_memory(self) -> dict:
         return {}
