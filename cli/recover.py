@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from diver_lite.config import LABEL_PHASES, METHOD_PRESETS, PIXEL_RANGES, SAMPLERS, RecoverConfig
-from diver_lite.data import LAYOUTS, PIXEL_SPACES
+from diver_lite.data import LAYOUTS
+from diver_lite.prepare import PIXEL_SPACES
 from diver_lite.errors import ConfigError, InputError
 
 from .runtime_options import RUNTIME_HELP, optgroup_runtime, runtime_from_options
@@ -62,8 +63,19 @@ def _class_map(path: Path | None):
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
               help="Output folder: the recovered set in the input's layout, png/, grid.png, report.json/.md.")
 @click.option("--layout", type=click.Choice(LAYOUTS), default=None, help="Input layout; detected when omitted.")
-@click.option("--pixel-space", type=click.Choice(PIXEL_SPACES), default=None,
-              help="Pixel space of the stored images; the layout's convention when omitted.")
+@click.option("--pixel-space", type=click.Choice(PIXEL_SPACES + ("zca",)), default=None,
+              help="Pixel space of the stored images: unit [0,1], symmetric [-1,1], or normalised with a named "
+              "mean/std (imagenet; glad-imagenet for GLaD's sets; cifar10, cifar100; fashion-mnist, mnist for grey "
+              "sets). zca: ZCA-whitened (MTT --zca), needs --zca. Default: the layout's convention, with a warning "
+              "when the values contradict it.")
+@click.option("--pixel-mean", default=None, metavar="M[,M,M]", help="Normalisation mean per channel (with "
+              "--pixel-std), for a set normalised with statistics of its own.")
+@click.option("--pixel-std", default=None, metavar="S[,S,S]", help="Normalisation std per channel.")
+@click.option("--zca", type=click.Path(path_type=Path), default=None,
+              help="The whitening of a ZCA set: an .npz with 'mean' [D] and 'transform' [D, D] (kornia "
+              "ZCAWhitening's mean_vector and transform_matrix); the set is recovered un-whitened and whitened back.")
+@click.option("--experiment", type=click.IntRange(min=0), default=None,
+              help="DM files hold one [X, y] per experiment: recover only entry K (default: every one).")
 @click.option("--subset", default=None, help="Built-in ImageNet class map (imagenette, imagewoof, imagemeow, "
               "imagesquawk, imagefruit, imageyellow) or 'identity'.")
 @click.option("--class-map", type=click.Path(path_type=Path), default=None,
@@ -79,6 +91,9 @@ def _class_map(path: Path | None):
 @optgroup_runtime
 @click.option("--onnx", "onnx_dir", type=click.Path(path_type=Path), default=None,
               help="Folder written by `diver-lite export`, for --backend onnxruntime.")
+@click.option("--onnx-graph", type=click.Choice(["dit", "guided_step"]), default="dit",
+              help="With --backend onnxruntime: dit (the sampler calls the DiT) or guided_step (one exported DIVER "
+              "DDIM step per call: the deployed guided denoiser; DDIM only).")
 @click.option("--method", type=click.Choice(sorted(METHOD_PRESETS)), default=None,
               help="Distillation method: takes PReDD's t_init/K for --ipc unless --t-init/--steps are given.")
 @click.option("--ipc", type=click.IntRange(min=1), default=1, help="Images per class, with --method.")
@@ -113,7 +128,7 @@ def _class_map(path: Path | None):
 @click.option("--shard", default=None, metavar="K/N", help="Recover only shard K of N (0-based). Under torchrun "
               "or accelerate launch it is read from RANK/WORLD_SIZE; the last shard to finish writes the set.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae, timestep_embedding, backend, onnx_dir,
+def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, experiment, subset, class_map, model, vae, timestep_embedding, backend, onnx_dir, onnx_graph,
             method, ipc,
             t_init, steps, align,
             sampling_steps, cfg_scale, cfg_channels, guidance_scale, guidance_window, no_sigma_scaling,
@@ -131,6 +146,7 @@ def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae,
 
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite contradict each other", "pass only one of them")
+    pixel_space = _pixel_space(pixel_space, pixel_mean, pixel_std)
     options = dict(align=align, num_sampling_steps=sampling_steps, cfg_scale=cfg_scale,
                    cfg_channels=int(cfg_channels), guidance_scale=guidance_scale, guidance_window=guidance_window,
                    sigma_scaling=not no_sigma_scaling, label_phase=label_phase, sampler=sampler,
@@ -155,7 +171,9 @@ def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae,
         bar.n = p.done
         bar.refresh()
 
-    log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    def log(msg: str) -> None:          # -q silences progress, never a warning
+        if not quiet or msg.startswith("Warning:"):
+            click.echo(msg, err=True)
     with stop_after_batch_on_sigint(log) as should_stop:
         try:
             report = run_recover(input_path, out, config, model=model, vae=vae, backend=backend, onnx_dir=onnx_dir,
@@ -164,7 +182,8 @@ def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae,
                                  overwrite=overwrite, write_pngs=not no_png, max_png=max_png,
                                  **runtime_from_options(runtime_options, backend),
                                  shard=_shard(shard) if shard else Shard.from_env(), progress=progress, log=log,
-                                 should_stop=should_stop, timestep_embedding=timestep_embedding)
+                                 should_stop=should_stop, timestep_embedding=timestep_embedding,
+                                 experiment=experiment, zca=zca, onnx_graph=onnx_graph)
         finally:
             if bar is not None:
                 bar.close()
@@ -178,6 +197,24 @@ def recover(input_path, out, layout, pixel_space, subset, class_map, model, vae,
         return
     click.echo(f"Recovered {report['input']['images']} images ({report['images_this_run']} this run{per}) in "
                f"{t['total']:.1f} s -> {report['output']['set']}; report: {Path(out) / 'report.md'}")
+
+
+def _pixel_space(named: str | None, mean: str | None, std: str | None) -> str | None:
+    """--pixel-space, or a custom space from --pixel-mean/--pixel-std (both or neither)."""
+    from diver_lite.prepare import custom_space
+
+    if mean is None and std is None:
+        return named
+    if named is not None and named != "zca":
+        raise ConfigError("--pixel-space and --pixel-mean/--pixel-std were both given", "give one of them")
+    if mean is None or std is None:
+        raise ConfigError("--pixel-mean and --pixel-std go together", "give both, e.g. --pixel-mean 0.2861 "
+                          "--pixel-std 0.3530")
+    try:
+        return custom_space(tuple(float(v) for v in mean.split(",")), tuple(float(v) for v in std.split(",")))
+    except ValueError as e:
+        raise ConfigError(f"--pixel-mean {mean} / --pixel-std {std}: {e}", "e.g. --pixel-mean 0.5,0.5,0.5 "
+                          "--pixel-std 0.25,0.25,0.25")
 
 
 def _shard(text: str):

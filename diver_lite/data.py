@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, StorageError
+from .prepare import PIXEL_SPACES, is_pixel_space, space_warnings
 
 LAYOUTS = ("dm", "mtt", "ncfm", "glad", "folder", "npz")
 FOLDER_LAYOUTS = ("mtt", "glad", "folder")
-PIXEL_SPACES = ("imagenet", "unit", "symmetric")
 GLAD_CLASSES = 10
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 # Layouts whose tensors are ImageNet mean/std normalised (SPEC §1); NCFM is [0, 1]; images on disk are uint8.
@@ -32,9 +32,10 @@ class DistilledSet:
     images: np.ndarray            # [N, C, H, W] float32, C in {1, 3}, H == W; NCFM: the 2x2 mosaics
     labels: np.ndarray            # [N] int64, or soft [N, num_classes] float32
     layout: str                   # one of LAYOUTS
-    pixel_space: str              # one of PIXEL_SPACES
+    pixel_space: str              # one of prepare.PIXEL_SPACES or a custom mean/std space
     source: Path
     extra: dict = field(default_factory=dict)  # what the writer needs to reproduce the layout
+    warnings: list = field(default_factory=list)  # e.g. values that contradict the assumed pixel space
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -122,8 +123,11 @@ def detect_layout(path: Path) -> str:
                      f"{_describe(obj)}", "name the layout with --layout or convert the file")
 
 
-def read_set(path: str | os.PathLike, layout: str | None = None, pixel_space: str | None = None) -> DistilledSet:
-    """Read a distilled set. `layout` None: detected. `pixel_space` None: the layout's convention."""
+def read_set(path: str | os.PathLike, layout: str | None = None, pixel_space: str | None = None,
+             experiment: int | None = None, zca: str | os.PathLike | None = None) -> DistilledSet:
+    """Read a distilled set. `layout` None: detected. `pixel_space` None: the layout's convention (a warning
+    when the values contradict it); "zca": a ZCA-whitened set, which needs the whitening file `zca` and is then
+    read in the layout's normalised space. `experiment`: for a DM file with several, only that one."""
     path = Path(path)
     layout = layout or detect_layout(path)
     if layout not in LAYOUTS:
@@ -133,14 +137,28 @@ def read_set(path: str | os.PathLike, layout: str | None = None, pixel_space: st
     if path.is_dir() != (layout in FOLDER_LAYOUTS):
         kind = "folder" if layout in FOLDER_LAYOUTS else "file"
         raise InputError(f"layout {layout} reads a {kind}, but {path} is not one", "check --layout and the path")
-    reader = {"dm": _read_dm, "mtt": _read_mtt, "glad": _read_glad, "ncfm": _read_ncfm,
+    if experiment is not None and layout != "dm":
+        raise InputError(f"--experiment applies to DM files, not to the {layout} layout", "drop --experiment")
+    reader = {"dm": lambda p: _read_dm(p, experiment), "mtt": _read_mtt, "glad": _read_glad, "ncfm": _read_ncfm,
               "folder": _read_folder, "npz": _read_npz}[layout]
+    if (pixel_space == "zca") != (zca is not None):
+        raise InputError("a ZCA-whitened set cannot be recovered without its whitening" if zca is None else
+                         "--zca was given for a set not declared ZCA-whitened",
+                         "pass both --pixel-space zca and --zca WHITENING.npz ('mean' [D], 'transform' [D, D]), or "
+                         "re-save the set un-whitened")
     images, labels, extra, space = reader(path)
-    space = pixel_space or space
-    if space not in PIXEL_SPACES:
+    if zca is not None:
+        from .zca import read_whitening, unwhiten
+
+        extra["zca"] = read_whitening(Path(zca), images.shape[1:])
+        images = unwhiten(images, *extra["zca"])
+    space = space if pixel_space in (None, "zca") else pixel_space
+    if not is_pixel_space(space):
         raise InputError(f"unknown pixel space {space!r}", f"use one of {', '.join(PIXEL_SPACES)}")
     dset = DistilledSet(images, labels, layout, space, path, extra)
     validate_set(dset)
+    if pixel_space is None:
+        dset.warnings = space_warnings(images, space)
     return dset
 
 
@@ -168,15 +186,32 @@ def validate_set(dset: DistilledSet) -> None:
         raise InputError(f"{src}: hard labels must be non-negative integers", "store labels as int64")
 
 
-def _read_dm(path: Path):
+def _read_dm(path: Path, experiment: int | None = None):
+    """DM saves one [X, y] per experiment (5 by default): all are read, concatenated, and written back split the
+    same way; `experiment` K reads only entry K and writes the others back untouched."""
     obj = load_tensors(path)
     try:
-        images, labels = obj["data"][0][0], obj["data"][0][1]
+        entries = list(obj["data"])
+        pairs = [(e[0], e[1]) for e in entries]
     except (KeyError, IndexError, TypeError):
-        raise InputError(f"{path} is not a DM set: expected {{'data': [[X, y]], 'res': R}}, found {_describe(obj)}",
+        raise InputError(f"{path} is not a DM set: expected {{'data': [[X, y], ...]}}, found {_describe(obj)}",
                          "name the right --layout")
+    if not pairs:
+        raise InputError(f"{path}: 'data' holds no experiment", "give a DM set with at least one [X, y]")
     extra = {"file": path.name, "keys": {k: v for k, v in obj.items() if k != "data"}}
-    return _images(images, path), _labels(labels, path), extra, DEFAULT_PIXEL_SPACE["dm"]
+    if experiment is not None:
+        if not 0 <= experiment < len(pairs):
+            raise InputError(f"{path} holds {len(pairs)} experiment(s); --experiment {experiment} does not exist",
+                             f"give 0..{len(pairs) - 1}")
+        extra.update(experiment=experiment, entries=entries)
+        pairs = [pairs[experiment]]
+    images = [_images(x, path) for x, _ in pairs]
+    labels = [_labels(y, path) for _, y in pairs]
+    if len({x.shape[1:] for x in images}) > 1 or len({y.shape[1:] for y in labels}) > 1:
+        raise InputError(f"{path}: its {len(pairs)} experiments differ in image or label shape",
+                         "recover one at a time with --experiment K")
+    extra["experiment_sizes"] = [len(x) for x in images]
+    return np.concatenate(images), np.concatenate(labels), extra, DEFAULT_PIXEL_SPACE["dm"]
 
 
 def _read_mtt(path: Path):
@@ -308,6 +343,10 @@ def write_set(dset: DistilledSet, out: Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     x, y = np.ascontiguousarray(dset.images, dtype=np.float32), dset.labels
+    if "zca" in dset.extra:                       # back to the whitened space it was read from
+        from .zca import whiten
+
+        x = whiten(x, *dset.extra["zca"])
     if dset.layout in ("dm", "ncfm", "mtt", "glad"):
         import torch
 
@@ -315,7 +354,12 @@ def write_set(dset: DistilledSet, out: Path) -> Path:
     if dset.layout == "dm":
         target = out / dset.extra.get("file", "dm_set.pt")
         obj = dict(dset.extra.get("keys", {}))
-        obj["data"] = [[tx, ty]]
+        bounds = np.cumsum([0] + dset.extra.get("experiment_sizes", [len(x)]))
+        data = [[tx[a:b], ty[a:b]] for a, b in zip(bounds[:-1], bounds[1:])]
+        if dset.extra.get("experiment") is not None:        # the other experiments go back as they were read
+            data = [list(e) for e in dset.extra["entries"]]
+            data[dset.extra["experiment"]] = [tx, ty]
+        obj["data"] = data
         obj["res"] = x.shape[-1]
         atomic_torch_save(obj, target)
     elif dset.layout == "ncfm":

@@ -39,6 +39,7 @@ class EvalConfig:
     warmup: float = 0.05              # fraction of the steps, linear, then cosine
     ema: float = 0.995                # the EMA's decay once warmed up: min(ema, (1 + n) / (10 + n))
     bn_passes: int = 10               # augmented passes over the set that re-estimate BN statistics for the EMA
+    raw: bool = False                 # also test the raw (live) weights: a second pass over the test split
     dsa: str = STRATEGY
     resnet_norm: str = "batch"
     lr_overrides: dict = field(default_factory=dict)
@@ -120,13 +121,14 @@ def _share(sets: dict, test: tuple, cfg: EvalConfig, num_classes: int, threads: 
     _SHARED.update(sets=sets, test=test, cfg=cfg, num_classes=num_classes)
 
 
-def _run(label: str, name: str, seed: int) -> tuple[float, float]:
+def _run(label: str, name: str, seed: int) -> tuple[float, float | None]:
     images, labels = _SHARED["sets"][label]
     tx, ty = _SHARED["test"]
-    raw, ema = train_student(name, torch.from_numpy(images), torch.from_numpy(labels).long(), _SHARED["cfg"], seed,
+    cfg = _SHARED["cfg"]
+    raw, ema = train_student(name, torch.from_numpy(images), torch.from_numpy(labels).long(), cfg, seed,
                              _SHARED["num_classes"])
     tx, ty = torch.from_numpy(tx), torch.from_numpy(ty).long()
-    return 100 * accuracy(ema, tx, ty), 100 * accuracy(raw, tx, ty)
+    return 100 * accuracy(ema, tx, ty), 100 * accuracy(raw, tx, ty) if cfg.raw else None
 
 
 def evaluate_sets(sets: dict[str, tuple[np.ndarray, np.ndarray]], test_images: np.ndarray, test_labels: np.ndarray,
@@ -134,7 +136,8 @@ def evaluate_sets(sets: dict[str, tuple[np.ndarray, np.ndarray]], test_images: n
                   log: Callable[[str], None] | None = None) -> dict:
     """sets: label -> (images [N, 3, H, W] normalised like test_images, hard labels [N]). Every student of every
     set is trained on every seed (in `jobs` processes; the result does not depend on it). Returns per set: per
-    student the EMA accuracy of each seed ('runs'), its mean and std, the raw weights' runs; the cross-architecture
+    student the EMA accuracy of each seed ('runs'), its mean and std, the raw weights' runs (with cfg.raw); the
+    cross-architecture
     score (mean over CROSS_ARCH students evaluated) per seed and its mean; the shallow students' mean; and, for
     each set but `baseline`, the paired differences against it (per student and for the score)."""
     sets = {k: (np.ascontiguousarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64)) for k, (x, y) in

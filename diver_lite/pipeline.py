@@ -50,7 +50,7 @@ def resolve_device(device: str):
 def load_backend(backend: str, model=None, vae=None, onnx_dir=None, device: str = "auto", cfg_channels: int = 3,
                  precision: str = "fp32", plan=None, budget_gb: float | None = None, batch_size: int = 1,
                  log: Callable[[str], None] | None = None, budget_for: str | None = None,
-                 timestep_embedding: str | None = None):
+                 timestep_embedding: str | None = None, onnx_graph: str = "dit"):
     """The torch backend over `model` (see models.load_models) under a runtime plan (runtime_plan.RuntimePlan;
     `precision` alone is the plan with nothing else changed), or ONNX Runtime over an exported folder (whose
     precision was fixed at export). `budget_gb`: the device's memory budget (RAM on the CPU): the fastest plan
@@ -66,7 +66,7 @@ def load_backend(backend: str, model=None, vae=None, onnx_dir=None, device: str 
                               "an ONNX graph computes the convention it was exported with (diver-lite export "
                               "--timestep-embedding)")
 
-        return OrtBackend(onnx_dir, device=device, cfg_channels=cfg_channels)
+        return OrtBackend(onnx_dir, device=device, cfg_channels=cfg_channels, graph=onnx_graph)
     if backend != "torch":
         raise ConfigError(f"unknown backend {backend!r}", f"use one of {', '.join(BACKENDS)}")
     from .backend import TorchBackend
@@ -183,21 +183,25 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
             precision: str = "fp32", plan=None, budget_gb: float | None = None, budget_for: str | None = None,
             shard: Shard | None = None, progress: Callable[[Progress], None] | None = None,
             log: Callable[[str], None] | None = None, should_stop: Callable[[], bool] | None = None,
-            timestep_embedding: str | None = None) -> dict:
+            timestep_embedding: str | None = None, experiment: int | None = None,
+            zca: str | os.PathLike | None = None, onnx_graph: str = "dit") -> dict:
     """Recover the distilled set at `input_path` into folder `out`; returns the report (also written there).
     `model`: what models.load_models takes, or loaded DiverModels; `backend` "onnxruntime" runs `onnx_dir`.
     `plan`: a runtime_plan.RuntimePlan for the torch backend (else `precision` alone); `budget_gb`: choose the
     fastest plan that fits this much device memory (RAM on the CPU) instead.
     `shard`: this process's share of a multi-process run (the shards resume one another's folder; the last one
-    to finish writes the set). `should_stop()`: checked after each saved batch; True raises Interrupted."""
+    to finish writes the set). `should_stop()`: checked after each saved batch; True raises Interrupted.
+    `experiment`, `zca`: see data.read_set."""
     log = log or (lambda msg: None)
     shard = shard or Shard()
     if shard.count > 1 and overwrite:
         raise ConfigError("--overwrite cannot be combined with several processes", "empty the -o folder first")
     started = time.perf_counter()
     timings = {}
-    dset = read_set(input_path, layout, pixel_space)
+    dset = read_set(input_path, layout, pixel_space, experiment, zca)
     timings["read"] = time.perf_counter() - started
+    for warning in dset.warnings:
+        log(f"Warning: {warning}")
 
     out = Path(out)
     resume = resume or shard.count > 1
@@ -205,12 +209,15 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
         prepare_output(out, {}, resume, overwrite)
     start = time.perf_counter()
     engine = load_backend(backend, model, vae, onnx_dir, _shard_device(device, shard, backend), config.cfg_channels,
-                          precision, plan, budget_gb, config.batch_size, log, budget_for, timestep_embedding)
+                          precision, plan, budget_gb, config.batch_size, log, budget_for, timestep_embedding,
+                          onnx_graph)
+    getattr(engine, "check_config", lambda c: None)(config)
     timings["load"] = time.perf_counter() - start
     dit_ids = np.array(resolve_class_map(subset, class_map, dset.num_labels, engine.num_classes), dtype=np.int64)
     plan = build_plan(config, engine.schedule)
 
     run = {"input": fingerprint(dset), "layout": dset.layout, "pixel_space": dset.pixel_space,
+           "experiment": experiment,
            "model": engine.source, "precision": _numerics(engine),
            "timestep_embedding": engine.describe().get("timestep_embedding"),
            "class_map": dit_ids.tolist(), "config": config.result_fields()}
@@ -227,7 +234,9 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
     report = {
         "input": {"path": str(input_path), "layout": dset.layout, "images": len(dset),
                   "shape": list(dset.images.shape[1:]), "pixel_space": dset.pixel_space,
-                  "soft_labels": dset.labels.ndim == 2},
+                  "soft_labels": dset.labels.ndim == 2, "warnings": dset.warnings,
+                  "experiments": len(dset.extra.get("experiment_sizes", [])) or None,
+                  "zca": "zca" in dset.extra},
         "config": config.to_dict(), "class_map": dit_ids.tolist(), "model": engine.describe(),
         "backend": engine.name, "device": engine.device_name(), "provider": engine.provider(),
         "shard": [shard.index, shard.count], "images_this_run": recovered_now, "images_before_resume": done_before,

@@ -7,11 +7,44 @@ import numpy as np
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Normalised pixel spaces by name: per-channel (mean, std) the set was normalised with (x = (u - mean) / std).
+NORMALISED = {
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    "glad-imagenet": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),   # GLaD's ImageNet-subset sets
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "cifar100": ((0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "fashion-mnist": ((0.2861,), (0.3530,)),                                 # DC/DM's grey sets
+    "mnist": ((0.1307,), (0.3081,)),
+}
+PIXEL_SPACES = ("unit", "symmetric") + tuple(NORMALISED)
+CUSTOM = "custom:"          # "custom:m1,m2,m3:s1,s2,s3", from --pixel-mean/--pixel-std
 
 
-def _stats(channels: int) -> tuple[np.ndarray, np.ndarray]:
-    mean = IMAGENET_MEAN if channels == 3 else (sum(IMAGENET_MEAN) / 3,)
-    std = IMAGENET_STD if channels == 3 else (sum(IMAGENET_STD) / 3,)
+def custom_space(mean: tuple[float, ...], std: tuple[float, ...]) -> str:
+    if len(mean) != len(std) or len(mean) not in (1, 3) or any(not 0 < s < float("inf") for s in std):
+        raise ValueError("--pixel-mean and --pixel-std need 1 or 3 values each, the same count, std > 0")
+    return CUSTOM + ",".join(map(repr, map(float, mean))) + ":" + ",".join(map(repr, map(float, std)))
+
+
+def is_pixel_space(space: str) -> bool:
+    if space in PIXEL_SPACES:
+        return True
+    try:
+        _stats(space, 3)
+        return space.startswith(CUSTOM)
+    except (ValueError, KeyError):
+        return False
+
+
+def _stats(space: str, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The space's (mean, std) as [1, channels, 1, 1]; 3-channel statistics are averaged for grey images and
+    grey ones repeated for RGB."""
+    if space.startswith(CUSTOM):
+        mean, std = (tuple(float(v) for v in part.split(",")) for part in space[len(CUSTOM):].split(":"))
+    else:
+        mean, std = NORMALISED[space]
+    if len(mean) != channels:
+        mean, std = ((sum(mean) / 3,), (sum(std) / 3,)) if channels == 1 else (mean * 3, std * 3)
     shape = (1, channels, 1, 1)
     return np.array(mean, np.float32).reshape(shape), np.array(std, np.float32).reshape(shape)
 
@@ -22,10 +55,8 @@ def to_unit(x: np.ndarray, space: str) -> np.ndarray:
         return x
     if space == "symmetric":
         return (x + 1) / 2
-    if space == "imagenet":
-        mean, std = _stats(x.shape[1])
-        return x * std + mean
-    raise ValueError(space)
+    mean, std = _stats(space, x.shape[1])
+    return x * std + mean
 
 
 def from_unit(u: np.ndarray, space: str) -> np.ndarray:
@@ -33,10 +64,25 @@ def from_unit(u: np.ndarray, space: str) -> np.ndarray:
         return u
     if space == "symmetric":
         return u * 2 - 1
-    if space == "imagenet":
-        mean, std = _stats(u.shape[1])
-        return (u - mean) / std
-    raise ValueError(space)
+    mean, std = _stats(space, u.shape[1])
+    return (u - mean) / std
+
+
+def space_warnings(x: np.ndarray, space: str) -> list[str]:
+    """Where a set's values contradict the pixel space assumed for its layout, say which is likely. Normalised
+    natural images spread over about ±2 (beyond [0, 1]); [0, 1] and [-1, 1] images stay inside their range."""
+    lo, hi = float(np.percentile(x, 0.5)), float(np.percentile(x, 99.5))
+    out = []
+    if space == "unit" and (lo < -0.25 or hi > 1.25):
+        out.append(f"values span [{lo:.2f}, {hi:.2f}], wider than the assumed [0, 1]: the set is likely mean/std "
+                   "normalised (--pixel-space imagenet, cifar10, ... or --pixel-mean/--pixel-std)")
+    elif space not in ("unit", "symmetric") and lo >= -0.02 and hi <= 1.02:
+        out.append(f"values lie in [{lo:.2f}, {hi:.2f}], as [0, 1] images do, not mean/std-normalised ones "
+                   "(--pixel-space unit)")
+    if x.shape[1] == 1 and space in NORMALISED and len(NORMALISED[space][0]) == 3:
+        out.append(f"a grey set read as {space} (3-channel statistics averaged); DC/DM's grey sets use "
+                   "--pixel-space fashion-mnist or mnist")
+    return out
 
 
 def to_vae_input(x: np.ndarray, space: str, pixel_range: str) -> np.ndarray:

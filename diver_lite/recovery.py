@@ -10,7 +10,7 @@ import numpy as np
 from . import noise as noise_mod
 from .config import RecoverConfig
 from .prepare import from_vae_output, merge_mosaic, resize, split_mosaic, to_vae_input
-from .sampler import diver_sample
+from .sampler import diver_sample, guided_step_sample
 from .schedule import SamplingPlan
 
 
@@ -53,9 +53,14 @@ def recover_batch(backend, images: np.ndarray, dit_labels: np.ndarray, indices: 
     with times.stage("sample", backend):
         shape = tuple(z_inh.shape[1:])
         noise = lambda stream: backend.asarray(noise_mod.batch_noise(seed, keys, stream, shape))  # noqa: E731
-        z0 = diver_sample(backend.denoiser, z_inh, noise(noise_mod.FORWARD),
-                          backend.asarray(np.asarray(dit_labels, dtype=np.int64)), plan,
-                          step_noise=lambda i: noise(noise_mod.step_stream(i)))
+        labels = backend.asarray(np.asarray(dit_labels, dtype=np.int64))
+        step = getattr(backend, "guided_step", None)          # ONNX Runtime over guided_step.onnx
+        if step is not None:
+            null = backend.asarray(np.full(len(dit_labels), backend.null_class, dtype=np.int64))
+            z0 = guided_step_sample(step, z_inh, noise(noise_mod.FORWARD), labels, null, plan)
+        else:
+            z0 = diver_sample(backend.denoiser, z_inh, noise(noise_mod.FORWARD), labels, plan,
+                              step_noise=lambda i: noise(noise_mod.step_stream(i)))
     with times.stage("decode", backend):
         y = backend.decode(z0 / backend.scaling_factor)                    # [B, 3, size, size]
         if mosaic:  # reassemble four size² results into (2 size)² and bring it back to size², as PReDD

@@ -8,6 +8,7 @@ both wrapped to this call, so the same function drives both.
 
 from collections.abc import Callable
 
+from .errors import ConfigError
 from .guidance import diver_step
 from .schedule import SamplingPlan
 
@@ -24,6 +25,22 @@ def diver_sample(denoiser: Callable, z_inh, eps, class_labels, plan: SamplingPla
         noise = step_noise(p.index) if plan.sampler == "ddpm" and p.index > 0 else None
         # Semantic guidance: pull x0_pred toward z_inh inside the window.
         x, x0_pred = diver_step(x, out, z_inh, p, plan.sampler, noise, plan.sigma_scaling)
+        if callback is not None:
+            callback(p, x, x0_pred)
+    return x
+
+
+def guided_step_sample(step: Callable, z_inh, eps, class_labels, null_labels, plan: SamplingPlan,
+                       callback: Callable | None = None):
+    """DDIM through a whole-step graph (guided_step.onnx): step(x, timestep, labels, z_inh, p) -> (x_{i-1},
+    x0_pred) runs CFG on [x; x] with labels [labels; null], the update and the guidance with p's numbers. Its
+    contract: an unconditional step (semantic fusion) passes the null labels, so both CFG halves are the
+    unconditional output and eps = eps_u whatever s; lambda_i is 0 there. Same result as diver_sample."""
+    if plan.sampler != "ddim":
+        raise ConfigError("the guided step graph is a DDIM step", "use --sampler ddim, or --onnx-graph dit for DDPM")
+    x = plan.init_alpha_bar ** 0.5 * z_inh + (1 - plan.init_alpha_bar) ** 0.5 * eps
+    for p in plan.steps:
+        x, x0_pred = step(x, p.timestep, class_labels if p.conditional else null_labels, z_inh, p)
         if callback is not None:
             callback(p, x, x0_pred)
     return x

@@ -32,6 +32,11 @@ OPSET = 18
 FORMAT = "diver-lite-onnx/1"
 PRECISIONS = ("fp32", "fp16", "int8")
 # step_params of guided_step.onnx, in this order (float32 [6]).
+# What a caller of a graph must know beyond its inputs' names (written into manifest.json).
+CONTRACTS = {"guided_step": {"contract": (
+    "One DIVER DDIM step: CFG on [x; x] with labels [class_labels; null], x0_pred, the DDIM update and the semantic "
+    "guidance. Under label_phase=concrete an unconditional step passes the null class as class_labels (both CFG "
+    "halves are then the unconditional output) and step_params' guidance lambda_i is 0 there.")}}
 STEP_PARAMS = ("alpha_bar", "alpha_bar_prev", "log_beta", "log_posterior_var", "guidance", "cfg_scale")
 # Tolerances of the validation against torch fp32, per precision: (atol, rtol) on each output.
 TOLERANCE = {"fp32": (1e-3, 1e-3), "fp16": (5e-2, 5e-2), "int8": (2e-1, 2e-1)}
@@ -290,7 +295,7 @@ def export_models(models: DiverModels, out: str | os.PathLike, precision: str = 
         worst = validate_graph(path, module, examples, graph_precision)
         manifest["graphs"][name] = {
             "file": path.name, "inputs": list(SPECS[name][0]), "outputs": list(SPECS[name][1]),
-            "dynamic_batch": dynamic, "precision": graph_precision,
+            "dynamic_batch": dynamic, "precision": graph_precision, **CONTRACTS.get(name, {}),
             "fixed_batch": None if dynamic else int(examples[0][0].shape[0]),
             "max_abs_diff_vs_torch": {k: float(f"{v:.3g}") for k, v in worst.items()},
             "export_seconds": round(time.perf_counter() - start, 1)}

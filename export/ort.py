@@ -90,21 +90,49 @@ class OrtSession:
 class OrtBackend:
     name = "onnxruntime"
 
-    def __init__(self, folder, device: str = "auto", cfg_channels: int = 3):
+    def __init__(self, folder, device: str = "auto", cfg_channels: int = 3, graph: str = "dit"):
+        """`graph`: "dit" (the sampler calls the DiT through the shared CFG code) or "guided_step" (one whole
+        DIVER DDIM step per call: the exported guided denoiser is what runs)."""
         folder = Path(folder)
         if not folder.is_dir():
             raise ModelError(f"ONNX folder {folder} does not exist", "run diver-lite export first")
         self.manifest = m = read_manifest(folder)
+        if graph not in ("dit", "guided_step"):
+            raise ConfigError(f"unknown ONNX graph {graph!r}", "use dit or guided_step")
+        if graph == "guided_step":
+            if "guided_step" not in m["graphs"] or not (folder / m["graphs"]["guided_step"]["file"]).is_file():
+                raise ModelError(f"{folder} has no guided_step graph", "export it: diver-lite export --graphs "
+                                 "dit,guided_step,vae_encoder,vae_decoder")
+            if m.get("cfg_channels") != cfg_channels:
+                raise ConfigError(f"guided_step.onnx was exported with CFG on {m.get('cfg_channels')} channels, "
+                                  f"the run asks for {cfg_channels}", f"use --cfg-channels {m.get('cfg_channels')} "
+                                  "or re-export with the run's")
+            self.guided_step = self._guided_step
+        self.graph = graph
         providers = providers_for(device)
         threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or None
         self.sessions = {name: OrtSession(folder / m["graphs"][name]["file"], providers,
                                           m["graphs"][name].get("fixed_batch"), threads)
-                         for name in ("dit", "vae_encoder", "vae_decoder")}
+                         for name in (graph, "vae_encoder", "vae_decoder")}
         self.image_size, self.latent_channels = m["image_size"], m["latent_channels"]
         self.latent_size, self.scaling_factor = m["latent_size"], m["scaling_factor"]
         self.num_classes, self.null_class = m["num_classes"], m["null_class"]
         self.schedule, self.cfg_channels = m["schedule"], cfg_channels
         self.source = f"onnx:{m['source_hash']}:{m['precision']}"
+
+    def check_config(self, config) -> None:
+        """guided_step.onnx has the sigma scaling it was exported with."""
+        if self.graph == "guided_step" and bool(self.manifest.get("sigma_scaling", True)) != config.sigma_scaling:
+            raise ConfigError("guided_step.onnx was exported with sigma scaling "
+                              f"{'on' if self.manifest.get('sigma_scaling', True) else 'off'}, the run asks otherwise",
+                              "use the export's setting or --onnx-graph dit")
+
+    def _guided_step(self, x, timestep: int, labels, z_inh, p):
+        """guided_step.onnx: (x_{i-1}, x0_pred). Its sigma scaling was fixed at export (manifest)."""
+        params = np.array([getattr(p, name) for name in self.manifest["step_params"]], dtype=np.float32)
+        x_prev, x0_pred = self.sessions["guided_step"](x.astype(np.float32), np.array([timestep], np.int64),
+                                                       labels.astype(np.int64), z_inh.astype(np.float32), params)
+        return x_prev, x0_pred
 
     def _run_dit(self, x, timestep: int, labels):
         t = np.full((x.shape[0],), timestep, dtype=np.int64)
@@ -132,17 +160,17 @@ class OrtBackend:
         pass
 
     def provider(self) -> str:
-        return self.sessions["dit"].provider
+        return self.sessions[self.graph].provider
 
     def device_name(self) -> str:
-        return f"onnxruntime {self.provider()} ({self.manifest['precision']} DiT)"
+        return f"onnxruntime {self.provider()} ({self.manifest['precision']} {self.graph})"
 
     def describe(self) -> dict:
         m = self.manifest
         return {"source": self.source, "exported_from": m["source_model"], "image_size": m["image_size"],
                 "latent": [m["latent_channels"], m["latent_size"], m["latent_size"]],
                 "num_classes": m["num_classes"], "precision": m["precision"], "opset": m["opset"],
-                "timestep_embedding": m.get("timestep_embedding")}
+                "timestep_embedding": m.get("timestep_embedding"), "graph": self.graph}
 
     def peak_memory(self) -> dict:
         return {}

@@ -155,3 +155,32 @@ def test_cli_export_then_recover(tmp_path, dm_file):
     bad = runner.invoke(cli, ["recover", str(dm_file), "-o", str(tmp_path / "o2"), "--backend", "onnxruntime",
                               "--onnx", str(tmp_path)])
     assert bad.exit_code == 2 and "no manifest.json" in bad.output
+
+
+@pytest.mark.parametrize("config", [RecoverConfig(), RecoverConfig(label_phase="all", guidance_scale=0.8, seed=2)])
+def test_recovery_through_the_guided_step_graph_equals_the_dit_graph(onnx_fp32, config):
+    """The deployed guided denoiser (one graph per step) gives the dit.onnx path's result, concrete label phase
+    included (its unconditional steps pass the null labels, as the manifest's contract says)."""
+    manifest = json.loads((onnx_fp32 / "manifest.json").read_text())
+    assert "null class" in manifest["graphs"]["guided_step"]["contract"]
+    dit, step = OrtBackend(onnx_fp32, device="cpu"), OrtBackend(onnx_fp32, device="cpu", graph="guided_step")
+    x, y = make_images(3), np.array([4, 100, 999])
+    plan = build_plan(config, dit.schedule)
+    ours = recover_batch(step, x, y, [0, 1, 2], config, plan, "imagenet")
+    ref = recover_batch(dit, x, y, [0, 1, 2], config, plan, "imagenet")
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
+    assert step.describe()["graph"] == "guided_step"
+    with pytest.raises(ConfigError, match="DDIM"):
+        ddpm = RecoverConfig(sampler="ddpm")
+        recover_batch(step, x, y, [0, 1, 2], ddpm, build_plan(ddpm, dit.schedule), "imagenet")
+    with pytest.raises(ConfigError, match="CFG on 3 channels, the run asks for 4"):
+        OrtBackend(onnx_fp32, device="cpu", cfg_channels=4, graph="guided_step")
+
+
+def test_cli_recovers_through_the_guided_step_graph(tmp_path, onnx_fp32, dm_file):
+    result = CliRunner().invoke(cli, ["recover", str(dm_file), "-o", str(tmp_path / "o"), "--backend", "onnxruntime",
+                                      "--onnx", str(onnx_fp32), "--onnx-graph", "guided_step", "--model",
+                                      "tiny-random", "-q", "--no-png"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["model"]["graph"] == "guided_step" and "guided_step" in report["device"]
