@@ -32,9 +32,14 @@ def distill(out, method, ipc, iterations, data, seed, overwrite):
     from diver_lite.data import atomic_torch_save
     from diver_lite.distill import distill_dm, random_real
     from diver_lite.errors import ConfigError, OutputError
+    from diver_lite.output_policy import check_outside_inputs
 
     if out.exists() and not overwrite:
         raise OutputError(f"{out} exists", "pass --overwrite or pick another -o")
+    if out.exists() and not _written_by_distill(out):
+        raise OutputError(f"{out} exists and was not written by diver-lite distill",
+                          "--overwrite only replaces an earlier distilled set: pick another -o")
+    check_outside_inputs(out, [data if data is not None else fm.DEBIAN_ROOT])
     if out.suffix != ".pt":
         raise ConfigError(f"-o {out} should end in .pt (the DM layout)", "e.g. -o runs/dm_ipc1.pt")
     images, labels, source = fm.load("train", data)
@@ -56,3 +61,15 @@ def distill(out, method, ipc, iterations, data, seed, overwrite):
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_torch_save(obj, out)
     click.echo(f"Wrote {len(y)} images ({method}, IPC {ipc}) -> {out}")
+
+
+def _written_by_distill(path) -> bool:
+    """An earlier `diver-lite distill` output: a DM dict with the method and source this command writes."""
+    from diver_lite.data import load_tensors
+    from diver_lite.errors import InputError
+
+    try:
+        obj = load_tensors(path)
+    except InputError:
+        return False
+    return isinstance(obj, dict) and "method" in obj and str(obj.get("source", "")).startswith("Fashion-MNIST")

@@ -51,7 +51,8 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
 
     from diver_lite import fashion_mnist as fm
     from diver_lite.data import read_set
-    from diver_lite.errors import ConfigError, InputError, OutputError
+    from diver_lite.errors import ConfigError, InputError
+    from diver_lite.output_policy import check_output, mark
     from diver_lite.evaluate import EvalConfig, evaluate_sets
     from diver_lite.evaluate_report import chart, render_table
     from diver_lite.prepare import from_unit, resize, to_unit
@@ -60,8 +61,7 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     unknown = sorted(set(names) - set(STUDENT_NAMES))
     if unknown or not names:
         raise ConfigError(f"unknown students {unknown}", f"choose from {', '.join(STUDENT_NAMES)}")
-    if out.is_dir() and any(out.iterdir()):
-        raise OutputError(f"output folder {out} is not empty", "pick another -o")
+    check_output(out, [*sets, test_folder, data])
     labels = [str(p) for p in sets]
     if len(set(labels)) != len(labels):
         raise ConfigError("a set is given twice", "name each set once")
@@ -84,6 +84,11 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
         if bad:
             raise InputError(f"{label} has labels {bad[:5]} outside the test split's {classes} classes",
                              "evaluate a set distilled from the same data as the test split (or --test-folder)")
+        unseen = sorted(set(int(c) for c in test_y) - {int(c) for c in dset.hard_labels})
+        if unseen:   # a student cannot predict a class it never saw: its accuracy would say nothing
+            raise InputError(f"the test split has classes {unseen[:5]} of which {label} holds no image",
+                             "evaluate a set with every class of the test split (or a --test-folder of its "
+                             "classes)")
     inputs = {}
     for label, dset in loaded:
         click.echo(f"{label}: {len(dset)} images", err=True)
@@ -94,7 +99,7 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
                f"{jobs} process(es)", err=True)
     results = evaluate_sets(inputs, test_x, test_y, cfg, baseline=base if len(inputs) > 1 else None, jobs=jobs,
                             log=lambda m: click.echo(f"  {m}", err=True))
-    out.mkdir(parents=True, exist_ok=True)
+    mark(out, "evaluate")
     config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
     (out / "results.json").write_text(json.dumps({"config": config, "baseline": base, "results": results},
                                                  indent=2))

@@ -36,7 +36,8 @@ GRAPHS = ("dit", "guided_step", "vae_encoder", "vae_decoder")
 def export(model, vae, timestep_embedding, out, precision, graphs, cfg_channels, overwrite):
     """Export the DiT (dynamic batch), the guided DIVER step and the VAE encoder/decoder to ONNX (opset 18),
     each validated against torch on random inputs; writes manifest.json."""
-    from diver_lite.errors import ConfigError, OutputError
+    from diver_lite.errors import ConfigError
+    from diver_lite.output_policy import check_output, mark
     from diver_lite.export.onnx import export_models
     from diver_lite.models import load_models
 
@@ -44,10 +45,10 @@ def export(model, vae, timestep_embedding, out, precision, graphs, cfg_channels,
     unknown = sorted(set(chosen) - set(GRAPHS))
     if unknown or not chosen:
         raise ConfigError(f"unknown graphs {unknown or graphs!r}", f"choose from {', '.join(GRAPHS)}")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputError(f"output folder {out} is not empty", "pass --overwrite or pick another -o")
+    check_output(out, [model, vae], overwrite)                  # before the (large) model is loaded
     models = load_models(model, vae, device="cpu", timestep_embedding=timestep_embedding)
+    mark(out, "export")
     manifest = export_models(models, out, precision, chosen, int(cfg_channels), log=lambda m: click.echo(m, err=True))
-    sizes = sum(f.stat().st_size for f in out.iterdir()) / 2**20
+    sizes = sum(f.stat().st_size for f in out.iterdir() if f.is_file()) / 2**20
     click.echo(f"Exported {', '.join(manifest['graphs'])} ({precision}, opset {manifest['opset']}, {sizes:.1f} MiB) "
                f"-> {out}")

@@ -71,6 +71,9 @@ def profile(input_path, out, model, vae, device, plans, num_images, layout, subs
     dit_ids = np.array(resolve_class_map(subset, None, int(labels.max()) + 1, sizes.num_classes))[labels]
     use_judge = judge if judge is not None else model is None
     judge_fn = _fashion_mnist_judge(space, click.echo) if use_judge else None
+    from diver_lite.output_policy import check_output
+
+    check_output(out, [input_path, model, vae], overwrite)
     report = run_profile(images, dit_ids, space, out, plan_list, config, model, vae, device, judge_fn,
                          timeout_s=timeout, overwrite=overwrite, log=lambda m: click.echo(m, err=True))
     click.echo((Path(out) / "profile.md").read_text())

@@ -1,6 +1,8 @@
 """The memory-runtime options shared by `recover` and `profile`: precision, offload, attention slicing, VAE
 slicing/tiling, and memory budgets that choose a plan."""
 
+import math
+
 import click
 
 from diver_lite.errors import ConfigError
@@ -49,6 +51,8 @@ def runtime_from_options(o: dict, backend: str) -> dict:
     from diver_lite.runtime_plan import RuntimePlan
 
     budget = o["vram_budget"] if o["vram_budget"] is not None else o["ram_budget"]
+    if budget is not None and not (math.isfinite(budget) and budget > 0):
+        raise ConfigError(f"memory budget {budget} GB", "give a positive, finite number of GB, e.g. --ram-budget 4")
     if o["vram_budget"] is not None and o["ram_budget"] is not None:
         raise ConfigError("--vram-budget and --ram-budget were both given", "give the one for your device")
     explicit = [k for k in ("precision", "offload") if o[k] is not None]

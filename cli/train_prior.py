@@ -31,11 +31,10 @@ def train_prior(out, data, seed, vae_steps, dit_steps, classifier_epochs, sample
     then measure them: VAE reconstruction PSNR and the accuracy of a real-data classifier on class-conditional
     samples. Writes a diffusers folder, MODEL_CARD.md, loss.png, samples.png and metrics.json."""
     from diver_lite import fashion_mnist as fm
-    from diver_lite.errors import OutputError
+    from diver_lite.output_policy import check_output, mark
     from diver_lite.prior_training import PriorConfig, encode_all, train_dit, train_vae
 
-    if out.is_dir() and any(out.iterdir()):
-        raise OutputError(f"output folder {out} is not empty", "pick another -o")
+    check_output(out, [data])
     config = PriorConfig(seed=seed, vae_steps=vae_steps, dit_steps=dit_steps)
     images, labels, source = fm.load("train", data)
     echo = lambda msg: click.echo(msg, err=True)  # noqa: E731
@@ -61,12 +60,14 @@ def write_prior(out: Path, dit, vae, config, vae_hist, dit_hist, seconds, source
 
     from diver_lite import fashion_mnist as fm
     from diver_lite.models import DIT_SCHEDULE, DiverModels, save_models, tie_embedders
+    from diver_lite.output_policy import mark
     from diver_lite.prior_training import evaluate_prior, render_model_card
     from diver_lite.report import image_grid, line_plot
     from diver_lite.students import train_classifier
 
     models = DiverModels(dit.eval(), vae.eval(), dict(DIT_SCHEDULE), str(out))
     save_models(models, out)
+    mark(out, "train-prior")
     tie_embedders(models.transformer)
     start = time.perf_counter()
     images, labels = train if train is not None else fm.load("train", data)[:2]

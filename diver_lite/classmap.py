@@ -30,14 +30,16 @@ def parse_class_map_json(text: str, source: str = "class map") -> tuple[int, ...
         if [k for k, _ in items] != list(range(len(items))):
             raise InputError(f"{source} must map every local label 0..{len(items) - 1}", "add the missing labels")
         data = [v for _, v in items]
-    if not isinstance(data, list) or not data or not all(isinstance(v, int) and v >= 0 for v in data):
+    if not isinstance(data, list) or not data or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                         for v in data):
         raise InputError(f"{source} must hold non-negative integer class ids", "e.g. [0, 217, 482]")
     return tuple(data)
 
 
 def resolve_class_map(subset: str | None, class_map: Sequence[int] | None, num_labels: int,
-                      num_model_classes: int) -> tuple[int, ...]:
-    """The DiT class id of each local label 0..num_labels-1, checked against the model's class count."""
+                      num_model_classes: int, present: Sequence[int] | None = None) -> tuple[int, ...]:
+    """The DiT class id of each local label 0..num_labels-1, checked against the model's class count for the
+    labels the set uses (`present`; default: all)."""
     if subset is not None and class_map is not None:
         raise InputError("both a subset and a class map were given", "pass only one of --subset / --class-map")
     if subset is not None:
@@ -53,8 +55,11 @@ def resolve_class_map(subset: str | None, class_map: Sequence[int] | None, num_l
     if len(ids) < num_labels:
         raise InputError(f"the class map covers {len(ids)} labels but the set has {num_labels}",
                          "give a map with an id for every local label")
-    bad = [i for i in ids[:num_labels] if not 0 <= i < num_model_classes]
+    used = sorted(set(present)) if present is not None else range(num_labels)
+    bad = [(label, ids[label]) for label in used if not 0 <= ids[label] < num_model_classes]
     if bad:
-        raise InputError(f"class ids {bad[:5]} are outside the model's {num_model_classes} classes",
-                         "use --subset/--class-map that matches the model (ImageNet subsets need an ImageNet DiT)")
+        pairs = ", ".join(f"{label} -> {i}" for label, i in bad[:5])
+        raise InputError(f"the set's labels map to class ids outside the model's {num_model_classes} classes "
+                         f"({pairs})", "use --subset/--class-map that matches the model (ImageNet subsets need "
+                         "an ImageNet DiT), or check the set's labels")
     return ids[:num_labels]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, StorageError
-from .prepare import PIXEL_SPACES, is_pixel_space, space_warnings
+from .errors import InputError, StorageError, first_line
+from .prepare import PIXEL_SPACES, is_pixel_space, space_warnings, to_unit
 
 LAYOUTS = ("dm", "mtt", "ncfm", "glad", "folder", "npz")
 FOLDER_LAYOUTS = ("mtt", "glad", "folder")
@@ -93,11 +93,11 @@ def load_tensors(path: Path):
                 raise
             return torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) format
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise InputError(f"{path} holds pickled objects that are not tensors; refused without running them "
                          f"({first[:160]})", "re-save the set with plain tensors, lists and dicts")
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        raise InputError(f"{path} is not a readable torch file: {str(e).splitlines()[0][:160]}",
+        raise InputError(f"{path} is not a readable torch file: {first_line(e, 160)}",
                          "check that the file is complete (not truncated) and was written by torch.save")
 
 
@@ -252,25 +252,38 @@ def _read_folder(path: Path):
         try:
             with Image.open(f) as im:  # reads the header only
                 pixels += im.size[0] * im.size[1] * 3
+        except Image.DecompressionBombError:
+            raise InputError(f"{f} is larger than Pillow's safety limit of {2 * Image.MAX_IMAGE_PIXELS} pixels "
+                             "(a decompression bomb or a huge image)", "distilled images are small: remove it")
         except (UnidentifiedImageError, OSError) as e:
             raise InputError(f"{f} is not a readable image: {e}", "remove or re-save it")
     check_memory(pixels, path)
-    images, labels, files = [], [], []
+    images, labels, files, depths = [], [], [], []
     for label, group in enumerate(files_by_class):
         for f in group:
             try:
                 with Image.open(f) as im:
-                    arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+                    arr, depth = _pixels(im)
             except (UnidentifiedImageError, OSError) as e:
                 raise InputError(f"{f} is not a readable image: {e}", "remove or re-save it")
-            images.append(arr.transpose(2, 0, 1))
+            images.append(arr)
             labels.append(label)
             files.append(f.relative_to(path).as_posix())
+            depths.append(depth)
     sizes = {tuple(im.shape) for im in images}
     if len(sizes) > 1:
         raise InputError(f"{path}: images differ in size {sorted(sizes)[:3]}", "resize them to one size first")
-    x = np.stack(images).astype(np.float32) / 255.0
-    return x, np.array(labels, dtype=np.int64), {"classes": classes, "files": files}, "unit"
+    return np.stack(images), np.array(labels, dtype=np.int64), {"classes": classes, "files": files,
+                                                                 "depths": depths}, "unit"
+
+
+def _pixels(im) -> tuple[np.ndarray, int]:
+    """[3, H, W] float32 in [0, 1] and the bit depth: 16-bit grey PNGs at their depth (Pillow's RGB conversion
+    would clip them to 255), everything else through RGB at 8 bits."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        grey = np.asarray(im).astype(np.float32) / 65535.0
+        return np.repeat(grey[None], 3, axis=0), 16
+    return np.asarray(im.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0, 8
 
 
 def _npz_shape(path: Path, name: str) -> tuple | None:
@@ -301,6 +314,9 @@ def _read_npz(path: Path):
         raise InputError(f"{path} must hold 'images' [N,H,W,3] and 'labels' [N]; found keys {sorted(arrays)}",
                          "rename the arrays")
     imgs = arrays["images"]
+    if imgs.dtype.kind not in "buif" or arrays["labels"].dtype.kind not in "buif":
+        raise InputError(f"{path}: 'images' and 'labels' must be numeric, found {imgs.dtype} and "
+                         f"{arrays['labels'].dtype}", "store pixel values and labels as numbers")
     if imgs.ndim == 3:
         imgs = imgs[..., None]
     if imgs.ndim != 4 or imgs.shape[-1] not in (1, 3):
@@ -375,8 +391,9 @@ def write_set(dset: DistilledSet, out: Path) -> Path:
     elif dset.layout == "folder":
         target = out / dset.source.name
         files = dset.extra.get("files") or [f"{int(l)}/{i:06d}.png" for i, l in enumerate(dset.hard_labels)]
-        for img, rel in zip(x, files):
-            save_png(img, target / rel, "unit")
+        depths = dset.extra.get("depths") or [8] * len(files)
+        for img, rel, depth in zip(x, files, depths):
+            save_png(img, target / rel, "unit", depth)
     elif dset.layout == "npz":
         target = out / dset.extra.get("file", "set.npz")
         arr = x.transpose(0, 2, 3, 1)
@@ -386,7 +403,7 @@ def write_set(dset: DistilledSet, out: Path) -> Path:
             arr = arr.astype(dset.extra.get("dtype", "float32"))
         arrays = dict(dset.extra.get("other", {}))
         arrays.update(images=arr, labels=y)
-        atomic_write(target, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
+        atomic_write(target, lambda tmp: savez(tmp, arrays), suffix=".npz")
     else:
         raise InputError(f"cannot write layout {dset.layout!r}", f"use one of {', '.join(LAYOUTS)}")
     return target
@@ -394,17 +411,22 @@ def write_set(dset: DistilledSet, out: Path) -> Path:
 
 def to_display(img: np.ndarray, pixel_space: str) -> np.ndarray:
     """[C, H, W] in a pixel space -> [H, W, 3] uint8 for a PNG. Values outside the range are clipped."""
-    from .prepare import to_unit
-
     u = np.clip(to_unit(img[None].astype(np.float32), pixel_space)[0], 0, 1)
     if u.shape[0] == 1:
         u = np.repeat(u, 3, axis=0)
     return (u * 255.0).round().astype(np.uint8).transpose(1, 2, 0)
 
 
-def save_png(img: np.ndarray, path: Path, pixel_space: str) -> None:
+def save_png(img: np.ndarray, path: Path, pixel_space: str, depth: int = 8) -> None:
+    """8-bit RGB (or grey), or, for `depth` 16, a 16-bit grey PNG (the channel mean), as it was read."""
     from PIL import Image
 
+    if depth == 16:
+        grey = np.clip(to_unit(img[None], pixel_space)[0].mean(axis=0), 0, 1)
+        arr16 = (grey * 65535.0).round().astype(np.uint16)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: Image.fromarray(arr16).save(tmp, format="PNG"), suffix=path.suffix)
+        return
     arr = to_display(img, pixel_space)
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP"}.get(path.suffix.lower(), "PNG")
@@ -417,6 +439,21 @@ def atomic_torch_save(obj, path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
+def savez(path, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez for any array names: np.savez(file, **arrays) takes 'file' and 'allow_pickle' as its own
+    arguments, so an array of that name would be lost. Same format (an uncompressed zip of .npy files)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write, suffix: str = "") -> None:
     """Write through `write(tmp_path)` next to `path`, fsync, then rename over `path`."""
     path = Path(path)
@@ -427,6 +464,7 @@ def atomic_write(path: Path, write, suffix: str = "") -> None:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())       # mkstemp makes 0600; a written file follows the umask
         os.replace(tmp, path)
     except BaseException as e:
         if os.path.exists(tmp):

@@ -4,6 +4,12 @@ Exit code 2: the user can fix the input or the command line. Exit code 1: someth
 """
 
 
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message for a one-line error; its type's name when it has none."""
+    text = str(e).strip()
+    return text.splitlines()[0][:limit] if text else type(e).__name__
+
+
 class DiverLiteError(Exception):
     """Base class. `hint` says how to fix it; `exit_code` is what the CLI exits with."""
 

@@ -36,6 +36,23 @@ def read_idx(path: Path) -> np.ndarray:
         raise InputError(f"{path} is shorter than its header says", "the file is truncated: copy it again")
 
 
+def checked(images: np.ndarray, labels: np.ndarray, paths) -> tuple[np.ndarray, np.ndarray]:
+    """Images [N, H, W] and labels [N] in 0..9, as many of each."""
+    if images.ndim != 3 or min(images.shape) == 0:
+        raise InputError(f"{paths[0]} holds an array of shape {images.shape}, not images [N, H, W]",
+                         "give the image IDX file (idx3) of Fashion-MNIST")
+    if labels.ndim != 1:
+        raise InputError(f"{paths[1]} holds an array of shape {labels.shape}, not labels [N]",
+                         "give the label IDX file (idx1) of Fashion-MNIST")
+    if len(images) != len(labels):
+        raise InputError(f"{paths[0]} has {len(images)} images but {paths[1]} has {len(labels)} labels",
+                         "give an image file and the label file of the same split")
+    if int(labels.max()) >= len(CLASSES):
+        raise InputError(f"{paths[1]} has label {int(labels.max())}; Fashion-MNIST has {len(CLASSES)} classes "
+                         "(0..9)", "give Fashion-MNIST's label file")
+    return images, labels.astype(np.int64)
+
+
 def _find(root: Path, stem: str) -> Path | None:
     for name in (stem + ".gz", stem):
         if (root / name).is_file():
@@ -49,7 +66,8 @@ def load(split: str = "train", root: str | Path | None = None) -> tuple[np.ndarr
         folder = Path(root) if root is not None else DEBIAN_ROOT
         paths = [_find(folder, stem) for stem in FILES[split]]
         if all(paths):
-            return read_idx(paths[0]), read_idx(paths[1]).astype(np.int64), str(folder)
+            images, labels = read_idx(paths[0]), read_idx(paths[1])
+            return *checked(images, labels, paths), str(folder)
         if root is not None:
             raise InputError(f"{folder} lacks {FILES[split][0]}(.gz) or {FILES[split][1]}(.gz)",
                              "apt-get install dataset-fashion-mnist, or give a folder with the IDX files")

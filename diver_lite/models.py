@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 
 from .dit_checkpoint import dit_config_from_state_dict, original_to_diffusers
-from .errors import ModelError
+from .errors import ModelError, first_line
+from .weights_file import WeightsFile
 from . import timestep_embedding as temb
 
 # DiT's diffusion (SPEC §2): 1000 steps, linear betas 1e-4 .. 0.02.
@@ -160,11 +161,12 @@ def _load_diffusers_folder(folder: Path, vae: str | os.PathLike | None,
     if missing:
         raise ModelError(f"model folder {folder} is incomplete: missing {', '.join(missing)}",
                          "it needs transformer/ and vae/ with config.json and weights, as facebook/DiT-XL-2-256")
+    check_weights(folder / "transformer")
     try:
         transformer = DiTTransformer2DModel.from_pretrained(folder / "transformer", low_cpu_mem_usage=False,
                                                             torch_dtype=dtype)
-    except (OSError, ValueError, RuntimeError, KeyError) as e:
-        raise ModelError(f"cannot load the DiT from {folder / 'transformer'}: {str(e).splitlines()[0][:200]}",
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, MemoryError) as e:
+        raise ModelError(f"cannot load the DiT from {folder / 'transformer'}: {first_line(e, 200)}",
                          "check that the folder holds a DiTTransformer2DModel")
     vae_model = _load_vae(vae if vae is not None else folder / "vae", dtype)
     return _checked(DiverModels(transformer, vae_model, _read_schedule(folder / "scheduler"), str(folder)))
@@ -180,19 +182,34 @@ def _load_vae(vae: str | os.PathLike, dtype: torch.dtype = torch.float32) -> "to
     if missing:
         raise ModelError(f"VAE folder {path} is incomplete: missing {', '.join(missing)}",
                          "pass --vae with an AutoencoderKL folder (e.g. stabilityai/sd-vae-ft-mse)")
+    check_weights(path)
     try:
         return AutoencoderKL.from_pretrained(path, low_cpu_mem_usage=False, torch_dtype=dtype)
-    except (OSError, ValueError, RuntimeError, KeyError) as e:
-        raise ModelError(f"cannot load the VAE from {path}: {str(e).splitlines()[0][:200]}",
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, MemoryError) as e:
+        raise ModelError(f"cannot load the VAE from {path}: {first_line(e, 200)}",
                          "check that the folder holds an AutoencoderKL")
 
 
 def _read_schedule(folder: Path) -> dict:
+    """DiT's training schedule, as the folder's scheduler config states it (checked: DIVER's sampler knows the
+    linear one)."""
     cfg_file = folder / "scheduler_config.json"
     schedule = dict(DIT_SCHEDULE)
     if cfg_file.is_file():
-        cfg = json.loads(cfg_file.read_text())
+        try:
+            cfg = json.loads(cfg_file.read_text())
+        except (ValueError, OSError) as e:
+            raise ModelError(f"{cfg_file} is not valid JSON ({first_line(e)})", "restore the file or delete it "
+                             "(DiT's linear schedule is then used)")
+        if not isinstance(cfg, dict):
+            raise ModelError(f"{cfg_file} is not a scheduler config (a JSON object)", "restore or delete the file")
         schedule.update({k: cfg[k] for k in DIT_SCHEDULE if k in cfg})
+    ok = (schedule["beta_schedule"] == "linear" and isinstance(schedule["num_train_timesteps"], int)
+          and not isinstance(schedule["num_train_timesteps"], bool) and 2 <= schedule["num_train_timesteps"]
+          and all(isinstance(schedule[k], (int, float)) and 0 < schedule[k] < 1 for k in ("beta_start", "beta_end")))
+    if not ok:
+        raise ModelError(f"{cfg_file}: the schedule {schedule} is not one DIVER runs (DiT's is linear betas "
+                         "1e-4..0.02 over 1000 steps)", "use a model trained with a linear beta schedule")
     return schedule
 
 
@@ -204,6 +221,7 @@ def _load_original_checkpoint(path: Path, vae: str | os.PathLike | None,
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
+        WeightsFile(path)                       # a damaged file is refused from its header
         sd = load_file(str(path))
     else:
         from .data import load_tensors
@@ -224,7 +242,7 @@ def _load_original_checkpoint(path: Path, vae: str | os.PathLike | None,
         transformer = DiTTransformer2DModel(**config)
         missing, unexpected = transformer.load_state_dict(converted, strict=False)
     except (KeyError, RuntimeError, ValueError) as e:
-        raise ModelError(f"{path} has the wrong keys or shapes for a DiT: {str(e).splitlines()[0][:200]}",
+        raise ModelError(f"{path} has the wrong keys or shapes for a DiT: {first_line(e, 200)}",
                          "give an unmodified DiT checkpoint")
     if [k for k in missing if "pos_embed.pos_embed" not in k] or unexpected:
         raise ModelError(f"{path}: keys missing {missing[:3]} / unexpected {unexpected[:3]}", "check the checkpoint")
@@ -242,6 +260,20 @@ def _default_vae() -> str:
             continue
     raise ModelError("an original DiT checkpoint needs a VAE and none is in the local cache",
                      "pass --vae with an AutoencoderKL folder (DiT uses stabilityai/sd-vae-ft-mse)")
+
+
+def check_weights(folder: Path) -> None:
+    """A folder's config.json is a JSON object and its safetensors header is sound (read before diffusers
+    allocates anything: a garbage header would claim gigabytes)."""
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{folder / 'config.json'} is not valid JSON ({first_line(e)})", "restore the file")
+    if not isinstance(cfg, dict):
+        raise ModelError(f"{folder / 'config.json'} is not a model config (a JSON object)", "restore the file")
+    weights = folder / "diffusion_pytorch_model.safetensors"
+    if weights.is_file():
+        WeightsFile(weights)
 
 
 def _checked(models: DiverModels) -> DiverModels:

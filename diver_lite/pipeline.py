@@ -18,10 +18,11 @@ from .classmap import resolve_class_map
 from .config import RecoverConfig
 from .data import DistilledSet, atomic_write, read_set, save_png, write_set
 from .errors import ConfigError, OutputError
+from .output_policy import MARK, check_output
 from .report import before_after_grid, peak_rss_mb, render_markdown, versions
 from .schedule import build_plan
 
-STATE_DIR = ".diver-lite"
+STATE_DIR = MARK
 BACKENDS = ("torch", "onnxruntime")
 
 
@@ -95,13 +96,13 @@ def fingerprint(dset: DistilledSet) -> str:
     return h.hexdigest()[:16]
 
 
-def prepare_output(out: Path, run: dict, resume: bool, overwrite: bool, wait_s: float = 0.0) -> Path:
-    """Check the output folder before any work; returns the state folder. Resuming needs the same run.
+def prepare_output(out: Path, run: dict, resume: bool, overwrite: bool, wait_s: float = 0.0,
+                   inputs: tuple = ()) -> Path:
+    """Check the output folder before any work (output_policy: never over an input, --overwrite only over an
+    earlier diver-lite run); returns the state folder. Resuming needs the same run.
     `wait_s`: how long to wait for another process of the same run to write run.json (sharded runs)."""
     state = out / STATE_DIR
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"output {out} is a file", "give a folder with -o")
-    busy = out.is_dir() and any(out.iterdir())
+    busy = check_output(out, inputs, overwrite, resume, resumable=True) == "earlier"
     if busy and resume:
         run_file = state / "run.json"
         deadline = time.monotonic() + wait_s
@@ -109,14 +110,17 @@ def prepare_output(out: Path, run: dict, resume: bool, overwrite: bool, wait_s: 
             time.sleep(0.2)
         if not run_file.is_file():
             raise OutputError(f"{out} holds no diver-lite run to resume", "drop --resume or pick another -o")
-        previous = json.loads(run_file.read_text())
+        try:
+            previous = json.loads(run_file.read_text())
+        except (ValueError, OSError) as e:
+            raise OutputError(f"{run_file} is damaged ({type(e).__name__}), so the run cannot be resumed",
+                              "pass --overwrite to start the run again (finished images are then redone)")
+        if not isinstance(previous, dict):
+            raise OutputError(f"{run_file} is damaged (not a run record)", "pass --overwrite to start again")
         if previous != run:
             diff = sorted(k for k in set(run) | set(previous) if run.get(k) != previous.get(k))
             raise OutputError(f"{out} holds a run with different {', '.join(diff)}",
                               "resume with the same input, model and options, or pick another -o")
-    elif busy and not overwrite:
-        raise OutputError(f"output folder {out} is not empty",
-                          "pass --resume to continue that run, --overwrite to replace it, or pick another -o")
     elif busy and overwrite:
         shutil.rmtree(state, ignore_errors=True)
     try:
@@ -206,14 +210,15 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
     out = Path(out)
     resume = resume or shard.count > 1
     if not (resume or overwrite) and out.is_dir() and any(out.iterdir()):  # fail before loading a large model
-        prepare_output(out, {}, resume, overwrite)
+        prepare_output(out, {}, resume, overwrite, inputs=(input_path,))
     start = time.perf_counter()
     engine = load_backend(backend, model, vae, onnx_dir, _shard_device(device, shard, backend), config.cfg_channels,
                           precision, plan, budget_gb, config.batch_size, log, budget_for, timestep_embedding,
                           onnx_graph)
     getattr(engine, "check_config", lambda c: None)(config)
     timings["load"] = time.perf_counter() - start
-    dit_ids = np.array(resolve_class_map(subset, class_map, dset.num_labels, engine.num_classes), dtype=np.int64)
+    dit_ids = np.array(resolve_class_map(subset, class_map, dset.num_labels, engine.num_classes,
+                                         np.unique(dset.hard_labels)), dtype=np.int64)
     plan = build_plan(config, engine.schedule)
 
     run = {"input": fingerprint(dset), "layout": dset.layout, "pixel_space": dset.pixel_space,
@@ -222,7 +227,8 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
            "timestep_embedding": engine.describe().get("timestep_embedding"),
            "class_map": dit_ids.tolist(), "config": config.result_fields()}
     run = json.loads(json.dumps(run))  # tuples -> lists, as read back from run.json
-    state = prepare_output(out, run, resume, overwrite, wait_s=30.0 if shard.count > 1 else 0.0)
+    state = prepare_output(out, run, resume, overwrite, wait_s=30.0 if shard.count > 1 else 0.0,
+                           inputs=(input_path,))
     where = f" (shard {shard.index}/{shard.count})" if shard.count > 1 else ""
     log(f"{len(dset)} {dset.layout} images {tuple(dset.images.shape[1:])} -> {out} on {engine.device_name()}{where}")
 
@@ -241,7 +247,7 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
         "backend": engine.name, "device": engine.device_name(), "provider": engine.provider(),
         "shard": [shard.index, shard.count], "images_this_run": recovered_now, "images_before_resume": done_before,
     }
-    missing = [i for i in range(len(dset)) if not _cached(state, i).is_file()]
+    missing = [i for i in range(len(dset)) if not _intact(_cached(state, i))]
     if missing or (shard.count > 1 and not _take_merge_lock(state)):
         report.update(merged=False, images_missing=len(missing), timings_s=_rounded(timings),
                       peak_memory={"cpu_peak_rss_mb": peak_rss_mb(), **engine.peak_memory()}, versions=versions())
@@ -284,6 +290,21 @@ def _shard_device(device: str, shard: Shard, backend: str) -> str:
     return device
 
 
+def _intact(path: Path) -> bool:
+    """A cached image whose safetensors header is readable and whose size matches it (a truncated or garbled
+    file is not, and is recomputed)."""
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if not 2 <= n <= 1 << 20:
+                return False
+            header = json.loads(f.read(n))
+        end = max(v["data_offsets"][1] for k, v in header.items() if k != "__metadata__")
+        return path.stat().st_size == 8 + n + end
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
 def _run_batches(engine, dset: DistilledSet, dit_labels: np.ndarray, config: RecoverConfig, plan, state: Path,
                  shard: Shard, progress, should_stop) -> tuple[int, int, dict]:
     """Recover this shard's batches that are not cached yet; each finished image is saved at once."""
@@ -296,7 +317,7 @@ def _run_batches(engine, dset: DistilledSet, dit_labels: np.ndarray, config: Rec
         for stale in (state / "images").glob(".*"):
             stale.unlink(missing_ok=True)
     mine = [i for b in batches for i in b]
-    done = {i for i in mine if _cached(state, i).is_file()}
+    done = {i for i in mine if _intact(_cached(state, i))}   # a damaged cached image is computed again
     done_before, recovered_now, times = len(done), 0, StageTimes()
     if progress:
         progress(Progress(done_before, len(mine), 0))

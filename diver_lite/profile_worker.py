@@ -111,7 +111,7 @@ def main(argv: list[str]) -> int:
 
     warnings.filterwarnings("ignore", category=UserWarning)
     spec = json.loads(Path(argv[0]).read_text())
-    from .errors import DiverLiteError
+    from .errors import DiverLiteError, first_line
 
     try:
         result = run(spec)
@@ -123,7 +123,7 @@ def main(argv: list[str]) -> int:
         import torch
 
         oom = isinstance(e, torch.OutOfMemoryError)
-        result = {"error": "out of GPU memory" if oom else f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"}
+        result = {"error": "out of GPU memory" if oom else f"{type(e).__name__}: {first_line(e, 300)}"}
     Path(spec["result"] + ".json").write_text(json.dumps(result, indent=1))
     return 0
 

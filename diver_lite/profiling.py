@@ -4,6 +4,7 @@ and a PNG chart). Pipeline layer: it reads the inputs and writes the report."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import numpy as np
 from .config import RecoverConfig
 from .data import atomic_write
 from .errors import ConfigError, OutputError
+from .output_policy import check_output, mark
 from .pipeline import resolve_device
 from .prepare import to_unit
 from .runtime_plan import RuntimePlan
@@ -85,13 +87,12 @@ def profile(images: np.ndarray, dit_labels: np.ndarray, pixel_space: str, out: s
     `judge(images) -> predicted labels`: a real-data classifier whose agreement with the reference is reported."""
     log = log or (lambda msg: None)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"output {out} is a file", "give a folder with -o")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputError(f"output folder {out} is not empty", "pass --overwrite or pick another -o")
+    check_output(out, [model, vae], overwrite)
     work = out / "plans"
     try:
+        shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True, exist_ok=True)
+        mark(out, "profile")
     except OSError as e:
         raise OutputError(f"cannot write to {out}: {e.strerror}", "pick a writable -o folder")
     dev = resolve_device(device).type
@@ -121,7 +122,8 @@ def profile(images: np.ndarray, dit_labels: np.ndarray, pixel_space: str, out: s
                 f"{result['time_per_step_s']:.3f} s/step, PSNR {result['fidelity']['psnr_db'] or 'inf'} dB")
         else:
             log(f"    failed: {result['error']}")
-            if k == 0:
+            if k == 0:   # nothing to compare with: leave no plan files behind
+                shutil.rmtree(work, ignore_errors=True)
                 raise ConfigError(f"the fp32 reference failed: {result['error']}", "check --model and --device")
         rows.append(result)
     report = {"device_type": dev, "images": int(len(images)), "config": config.to_dict(),

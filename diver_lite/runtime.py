@@ -10,10 +10,10 @@ from pathlib import Path
 import torch
 
 from . import timestep_embedding as temb
-from .errors import ConfigError
+from .errors import ConfigError, ModelError, first_line
 from .lazy_weights import empty_weights, map_large_allocations, materialize, return_free_memory
 from .models import (EMBEDDED_DEFAULT, TINY_RANDOM, DiverModels, _checked, _looks_like_repo, _read_schedule,
-                     load_models, resolve_cached_repo)
+                     check_weights, load_models, resolve_cached_repo)
 from .offload import VAE_PARTS, BlockStream, ModelOffload, Resident, SequentialOffload
 from .quantize import quantize_int8
 from .runtime_plan import RuntimePlan
@@ -58,9 +58,15 @@ def empty_models(dit_folder: Path, vae_folder: Path, schedule_folder: Path, sour
     embedding the DiT's config records (or `timestep_embedding`)."""
     from diffusers import AutoencoderKL, DiTTransformer2DModel
 
-    with empty_weights():
-        transformer = DiTTransformer2DModel.from_config(json.loads((dit_folder / "config.json").read_text()))
-        vae = AutoencoderKL.from_config(json.loads((vae_folder / "config.json").read_text()))
+    for folder in (dit_folder, vae_folder):
+        check_weights(folder)
+    try:
+        with empty_weights():
+            transformer = DiTTransformer2DModel.from_config(json.loads((dit_folder / "config.json").read_text()))
+            vae = AutoencoderKL.from_config(json.loads((vae_folder / "config.json").read_text()))
+    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as e:
+        raise ModelError(f"the configs in {dit_folder.parent} do not build a DiT and a VAE: {first_line(e)}",
+                         "check transformer/config.json and vae/config.json")
     models = _checked(DiverModels(transformer.eval(), vae.eval(), _read_schedule(schedule_folder), source))
     models.use_timestep_embedding(temb.recorded(dit_folder / "config.json"), timestep_embedding)
     return models

@@ -32,7 +32,9 @@ class RuntimePlan:
             raise ConfigError(f"unknown VAE precision {self.vae_precision!r}", "use fp32, bf16 or fp16")
         if self.offload not in OFFLOADS:
             raise ConfigError(f"unknown offload {self.offload!r}", f"use one of {', '.join(OFFLOADS)}")
-        if self.attention_slice not in ("off", "auto") and not (str(self.attention_slice).isdigit()
+        # ASCII digits only: str.isdigit also takes '²' and other digits int() refuses.
+        if self.attention_slice not in ("off", "auto") and not (str(self.attention_slice).isascii()
+                                                                and str(self.attention_slice).isdigit()
                                                                 and int(self.attention_slice) > 0):
             raise ConfigError(f"--attention-slice {self.attention_slice!r}", "use auto, off or a positive number")
         if self.precision == "int8" and self.offload in ("sequential", "stream"):
@@ -152,7 +154,8 @@ def estimate_peak_bytes(plan: RuntimePlan, sizes: ModelSizes, batch: int, device
         dit_w, vae_w = block // 4, 0
     n_cfg = 2 * batch
     dit_act = DIT_ACTIVATION_FACTOR * n_cfg * s.tokens * s.hidden * b
-    if str(plan.attention_slice).isdigit():   # a slice's score matrix (auto leaves SDPA modules alone)
+    # A slice's score matrix (auto leaves SDPA modules alone).
+    if str(plan.attention_slice).isascii() and str(plan.attention_slice).isdigit():
         dit_act += int(plan.attention_slice) * s.tokens ** 2 * b
     vae_images = 1 if plan.vae_slicing else batch
     vae_act = VAE_ACTIVATION_FACTOR * vae_images * s.vae_width * s.image_size ** 2 * bv

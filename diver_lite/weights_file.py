@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ModelError
+from .errors import ModelError, first_line
 
 _DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
            "I64": torch.int64, "I32": torch.int32, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
@@ -20,9 +20,15 @@ class WeightsFile:
         try:
             with open(self.path, "rb") as f:
                 (size,) = struct.unpack("<Q", f.read(8))
+                if size > self.path.stat().st_size - 8:      # garbage would claim a header of many GB
+                    raise ValueError(f"its header claims {size} bytes, more than the file holds")
                 header = json.loads(f.read(size))
+            if not isinstance(header, dict) or not all(isinstance(v, dict) and "data_offsets" in v
+                                                       for k, v in header.items() if k != "__metadata__"):
+                raise ValueError("its header is not a safetensors tensor table")
         except (OSError, struct.error, ValueError, UnicodeDecodeError) as e:
-            raise ModelError(f"cannot read safetensors header of {self.path}: {e}", "check the weights file")
+            raise ModelError(f"{self.path} is not a readable safetensors file: {first_line(e)}",
+                             "the file is damaged or not safetensors: download or save it again")
         header.pop("__metadata__", None)
         self._data_start = 8 + size
         self._entries = header

@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -24,9 +25,11 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from diver_lite.errors import ExportError, MissingDependencyError
+from diver_lite.data import atomic_write
+from diver_lite.errors import ExportError, MissingDependencyError, first_line
 from diver_lite.guidance import cfg_combine, ddim_update, learned_sigma, predict_x0, semantic_guidance
 from diver_lite.models import DiverModels
+from diver_lite.output_policy import MARK
 
 OPSET = 18
 FORMAT = "diver-lite-onnx/1"
@@ -203,7 +206,7 @@ def validate_graph(path: Path, module, examples: list[tuple], precision: str = "
     try:
         session = ort.InferenceSession(str(path), providers=list(providers))
     except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
-        raise ExportError(f"{path.name} does not load in ONNX Runtime: {str(e).splitlines()[0][:200]}",
+        raise ExportError(f"{path.name} does not load in ONNX Runtime: {first_line(e, 200)}",
                           "re-export it; a corrupted or truncated graph cannot be used")
     names = [o.name for o in session.get_outputs()]
     worst = {}
@@ -265,7 +268,11 @@ def export_models(models: DiverModels, out: str | os.PathLike, precision: str = 
         raise ExportError(f"unknown precision {precision!r}", f"use one of {', '.join(PRECISIONS)}")
     log = log or (lambda msg: None)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    # Graphs are written to a staging folder and moved into `out` at the end, manifest last: a run killed midway
+    # leaves no half-written graph beside a manifest (check_output/mark: output_policy).
+    stage = out / MARK / "staging"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
     models.transformer.float().eval()
     models.vae.float().eval()
     manifest = {"format": FORMAT, "opset": OPSET, "precision": precision, "source_model": models.source,
@@ -279,12 +286,12 @@ def export_models(models: DiverModels, out: str | os.PathLike, precision: str = 
         start = time.perf_counter()
         log(f"[{k + 1}/{len(graphs)}] exporting {name} ...")
         module = _module(name, models, cfg_channels, sigma_scaling).eval()
-        path = out / f"{name}.onnx"
+        path = stage / f"{name}.onnx"
         ex1, ex3 = example_inputs(name, models, 1), example_inputs(name, models, 3)
         try:
             dynamic = _export_one(name, module, ex3, path, dynamic=True)  # batch 3: no 0/1 specialisation
         except Exception as e:  # noqa: BLE001
-            raise ExportError(f"torch.onnx.export failed for {name}: {str(e).splitlines()[0][:300]}",
+            raise ExportError(f"torch.onnx.export failed for {name}: {first_line(e, 300)}",
                               "check the torch and onnxscript versions (pip install -e \".[onnx]\")")
         # The VAE keeps fp32: its convolutions are a small share of the time and fp16 overflows in the decoder.
         graph_precision = precision if name in ("dit", "guided_step") else "fp32"
@@ -301,5 +308,9 @@ def export_models(models: DiverModels, out: str | os.PathLike, precision: str = 
             "export_seconds": round(time.perf_counter() - start, 1)}
         log(f"      {name}: dynamic batch {dynamic}, max |diff| vs torch "
             + ", ".join(f"{k} {v:.2g}" for k, v in worst.items()))
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    (out / "manifest.json").unlink(missing_ok=True)        # an earlier export stops being one first
+    for f in sorted(stage.iterdir()):
+        os.replace(f, out / f.name)
+    stage.rmdir()
+    atomic_write(out / "manifest.json", lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2)))
     return manifest

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diver_lite.errors import ConfigError, MissingDependencyError, ModelError
+from diver_lite.errors import ConfigError, MissingDependencyError, ModelError, first_line
 from diver_lite.guidance import cfg_denoise
 
 FORMAT = "diver-lite-onnx/1"  # as export.onnx writes it (not imported from there: it imports torch)
@@ -23,6 +23,12 @@ def _ort():
     return onnxruntime
 
 
+# What the backend reads from manifest.json, with its type.
+MANIFEST_KEYS = {"graphs": dict, "image_size": int, "latent_channels": int, "latent_size": int,
+                 "scaling_factor": (int, float), "num_classes": int, "null_class": int, "schedule": dict,
+                 "precision": str, "source_hash": str, "step_params": list}
+
+
 def read_manifest(folder: Path) -> dict:
     path = folder / "manifest.json"
     if not path.is_file():
@@ -31,11 +37,24 @@ def read_manifest(folder: Path) -> dict:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ModelError(f"{path} is not valid JSON: {e}", "re-run diver-lite export")
-    if manifest.get("format") != FORMAT:
-        raise ModelError(f"{path} has format {manifest.get('format')!r}, expected {FORMAT}",
-                         "re-export with this version of diver-lite")
-    missing = [g for g in ("dit", "vae_encoder", "vae_decoder") if g not in manifest.get("graphs", {})
-               or not (folder / manifest["graphs"][g]["file"]).is_file()]
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise ModelError(f"{path} has format {found!r}, expected {FORMAT}", "re-export with this version of diver-lite")
+    absent = [k for k, kind in MANIFEST_KEYS.items() if not isinstance(manifest.get(k), kind)
+              or isinstance(manifest.get(k), bool) and kind is not bool]
+    if absent:
+        raise ModelError(f"{path} lacks or mistypes {', '.join(absent)}", "re-run diver-lite export")
+    sched = manifest["schedule"]
+    if not (sched.get("beta_schedule", "linear") == "linear" and isinstance(sched.get("num_train_timesteps"), int)
+            and all(isinstance(sched.get(k), (int, float)) for k in ("beta_start", "beta_end"))):
+        raise ModelError(f"{path}: schedule {sched} is not DiT's linear one", "re-run diver-lite export")
+    graphs = manifest["graphs"]
+    bad = [g for g, v in graphs.items() if not isinstance(v, dict) or not isinstance(v.get("file"), str)
+           or Path(v["file"]).name != v["file"]]
+    if bad:
+        raise ModelError(f"{path}: graph entries {bad} are not {{'file': NAME, ...}}", "re-run diver-lite export")
+    missing = [g for g in ("dit", "vae_encoder", "vae_decoder") if g not in graphs
+               or not (folder / graphs[g]["file"]).is_file()]
     if missing:
         raise ModelError(f"{folder} lacks the graphs {', '.join(missing)}", "re-run diver-lite export")
     return manifest
@@ -68,7 +87,7 @@ class OrtSession:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types
-            raise ModelError(f"{path.name} does not load: {str(e).splitlines()[0][:200]}", "re-run diver-lite export")
+            raise ModelError(f"{path.name} does not load: {first_line(e, 200)}", "re-run diver-lite export")
         if providers[0] == CUDA and self.session.get_providers()[0] != CUDA:
             raise ConfigError(f"onnxruntime fell back to {self.session.get_providers()[0]} for {path.name}",
                               "the CUDA libraries onnxruntime-gpu needs (CUDA 12, cuDNN 9) were not found")
@@ -114,6 +133,14 @@ class OrtBackend:
         self.sessions = {name: OrtSession(folder / m["graphs"][name]["file"], providers,
                                           m["graphs"][name].get("fixed_batch"), threads)
                          for name in (graph, "vae_encoder", "vae_decoder")}
+        expected = {"dit": [m["latent_channels"], m["latent_size"], m["latent_size"]],
+                    "vae_encoder": [3, m["image_size"], m["image_size"]],
+                    "guided_step": [m["latent_channels"], m["latent_size"], m["latent_size"]]}
+        for name, session in self.sessions.items():
+            shape = session.session.get_inputs()[0].shape[1:]
+            if name in expected and shape != expected[name]:
+                raise ModelError(f"{name}.onnx takes {shape}, but manifest.json describes {expected[name]}: the "
+                                 "manifest belongs to another model", "re-run diver-lite export into this folder")
         self.image_size, self.latent_channels = m["image_size"], m["latent_channels"]
         self.latent_size, self.scaling_factor = m["latent_size"], m["scaling_factor"]
         self.num_classes, self.null_class = m["num_classes"], m["null_class"]
