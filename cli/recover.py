@@ -128,7 +128,8 @@ def _class_map(path: Path | None):
 @click.option("--shard", default=None, metavar="K/N", help="Recover only shard K of N (0-based). Under torchrun "
               "or accelerate launch it is read from RANK/WORLD_SIZE; the last shard to finish writes the set.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, experiment, subset, class_map, model, vae, timestep_embedding, backend, onnx_dir, onnx_graph,
+def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, experiment, subset, class_map, model,
+            vae, timestep_embedding, backend, onnx_dir, onnx_graph,
             method, ipc,
             t_init, steps, align,
             sampling_steps, cfg_scale, cfg_channels, guidance_scale, guidance_window, no_sigma_scaling,

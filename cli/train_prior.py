@@ -31,7 +31,7 @@ def train_prior(out, data, seed, vae_steps, dit_steps, classifier_epochs, sample
     then measure them: VAE reconstruction PSNR and the accuracy of a real-data classifier on class-conditional
     samples. Writes a diffusers folder, MODEL_CARD.md, loss.png, samples.png and metrics.json."""
     from diver_lite import fashion_mnist as fm
-    from diver_lite.output_policy import check_output, mark
+    from diver_lite.output_policy import check_output
     from diver_lite.prior_training import PriorConfig, encode_all, train_dit, train_vae
 
     check_output(out, [data])

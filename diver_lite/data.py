@@ -86,6 +86,14 @@ def load_tensors(path: Path):
     import torch
 
     try:
+        with open(path, "rb") as f:
+            magic = f.read(2)
+    except OSError as e:
+        raise InputError(f"{path} cannot be read: {e.strerror}", "check the path and its permissions")
+    if magic != b"PK" and magic[:1] != b"\x80":   # torch.save's zip, or the legacy pickle stream
+        raise InputError(f"{path} is not a readable torch file (neither torch.save's zip nor its legacy format)",
+                         "check that the file is complete (not truncated) and was written by torch.save")
+    try:
         try:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except RuntimeError as e:

@@ -209,8 +209,7 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
 
     out = Path(out)
     resume = resume or shard.count > 1
-    if not (resume or overwrite) and out.is_dir() and any(out.iterdir()):  # fail before loading a large model
-        prepare_output(out, {}, resume, overwrite, inputs=(input_path,))
+    check_output(out, (input_path,), overwrite, resume, resumable=True)   # fail before loading a large model
     start = time.perf_counter()
     engine = load_backend(backend, model, vae, onnx_dir, _shard_device(device, shard, backend), config.cfg_channels,
                           precision, plan, budget_gb, config.batch_size, log, budget_for, timestep_embedding,

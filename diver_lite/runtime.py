@@ -65,7 +65,7 @@ def empty_models(dit_folder: Path, vae_folder: Path, schedule_folder: Path, sour
             transformer = DiTTransformer2DModel.from_config(json.loads((dit_folder / "config.json").read_text()))
             vae = AutoencoderKL.from_config(json.loads((vae_folder / "config.json").read_text()))
     except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as e:
-        raise ModelError(f"the configs in {dit_folder.parent} do not build a DiT and a VAE: {first_line(e)}",
+        raise ModelError(f"cannot load the DiT and VAE configs in {dit_folder.parent}: {first_line(e)}",
                          "check transformer/config.json and vae/config.json")
     models = _checked(DiverModels(transformer.eval(), vae.eval(), _read_schedule(schedule_folder), source))
     models.use_timestep_embedding(temb.recorded(dit_folder / "config.json"), timestep_embedding)

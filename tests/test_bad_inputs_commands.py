@@ -45,7 +45,7 @@ CASES = [
     (["distill", "-o", "{p}/d.pt", "--data", "{p}/empty"], "lacks train-images-idx3-ubyte"),
     (["distill", "-o", "{p}/d.pt", "--data", "{p}/trunc", "--iterations", "1"], "cannot be read (EOFError"),
     (["distill", "-o", "{p}/d.pt", "--ipc", "1000000"], "exceeds the"),
-    (["evaluate", "{p}/garbage.pt", "-o", "{p}/e"], "refused without running them"),
+    (["evaluate", "{p}/garbage.pt", "-o", "{p}/e"], "not a readable torch file"),
     (["evaluate", "{p}/missing.pt", "-o", "{p}/e"], "does not exist"),
     (["evaluate", "{p}/wide.pt", "-o", "{p}/e"], "outside the test split's 10 classes"),
     (["evaluate", "{p}/wide.pt", "-o", "{p}/occupied"], "is not empty"),
@@ -55,7 +55,7 @@ CASES = [
     (["train-prior", "-o", "{p}/occupied"], "is not empty"),
     (["train-prior", "-o", "{p}/t", "--data", "{p}/trunc"], "cannot be read"),
     (["profile", "{p}/garbage.pt", "-o", "{p}/pr", "--plans", "bf16", "--model", "tiny-random"],
-     "refused without running them"),
+     "not a readable torch file"),
     (["export", "-o", "{p}/occupied"], "is not empty"),
     (["export", "-o", "{p}/x", "--model", "{p}/no-model"], "does not exist"),
 ]

@@ -19,7 +19,7 @@ from conftest import assert_one_line_error, make_images
 from diver_lite.cli.main import cli
 from diver_lite.config import RecoverConfig
 from diver_lite.data import read_set
-from diver_lite.errors import StorageError
+from diver_lite.errors import InputError, StorageError
 from diver_lite.pipeline import recover
 
 CLI = [sys.executable, "-m", "diver_lite.cli.main"]
@@ -202,11 +202,11 @@ def test_a_set_larger_than_memory_is_refused_before_it_is_read(tmp_path, monkeyp
         buf = io.BytesIO()
         np.save(buf, np.zeros(10**6, np.int64))
         zf.writestr("labels.npy", buf.getvalue())
-    with pytest.raises(Exception, match="GiB of memory"):
+    with pytest.raises(InputError, match="GiB of memory"):
         read_set(tmp_path / "huge.npz")
     # The same check guards .pt files (memory-mapped, sized before any copy) and image folders.
     monkeypatch.setattr("diver_lite.data.available_memory", lambda: 1000)
-    with pytest.raises(Exception, match="GiB of memory"):
+    with pytest.raises(InputError, match="GiB of memory"):
         read_set(_set(tmp_path / "small.pt", 2))
 
 

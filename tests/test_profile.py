@@ -37,7 +37,14 @@ def test_profile_reports_memory_time_estimate_and_fidelity_per_plan(profiled):
     assert "| bf16+offload-stream |" in (out / "profile.md").read_text() and "| bf16+offload-stream |" in output
     from PIL import Image
 
-    assert Image.open(out / "profile.png").size[0] >= 760
+    from diver_lite.profiling import profile_chart
+
+    png = np.asarray(Image.open(out / "profile.png").convert("RGB"))
+    assert png.shape[1] >= 760 and (png < 250).any(axis=2).mean() > 0.02   # drawn on, not blank
+    np.testing.assert_array_equal(png, profile_chart(report))             # the chart of the report's numbers
+    bigger = json.loads(json.dumps(report))                               # a plan's peak doubled moves its bar
+    bigger["plans"][1]["peak_ratio"] = 2 * bigger["plans"][1]["peak_ratio"]
+    assert not np.array_equal(profile_chart(bigger), png)
 
 
 def test_profile_runs_the_same_images_for_every_plan(profiled):
