@@ -5,6 +5,7 @@
 # re-estimated BN statistics), each paired against the DM set. PROTOCOL=dc|predd (default dc), JOBS processes.
 #   OMP_NUM_THREADS=1 benchmarks/fashion_mnist.sh 1      # 2 cores: see docs/BENCHMARKS.md for the measured times
 #   OMP_NUM_THREADS=1 JOBS=16 PROTOCOL=predd benchmarks/fashion_mnist.sh 10     # on a 16-core machine
+#   EVAL_ARGS="--seeds 3" passes more options to evaluate.
 # Results: runs/fmnist_ipcN/eval_<protocol>/results.{md,json,png}. Finished steps are skipped; a DM set already at
 # runs/fmnist_ipcN/dm.pt is used as it is (examples/demo_dm_ipc1.pt is this script's IPC 1 DM set).
 set -euo pipefail
@@ -22,4 +23,4 @@ mkdir -p "$R"
 E="$R/eval_$PROTOCOL"
 [ -f "$E/results.md" ] || { rm -rf "$E"
   diver-lite evaluate "$R/dm.pt" "$R/real.pt" "$R/predd/dm.pt" "$R/diver/dm.pt" --baseline "$R/dm.pt" \
-    --protocol "$PROTOCOL" --jobs "$JOBS" -o "$E"; }
+    --protocol "$PROTOCOL" --jobs "$JOBS" ${EVAL_ARGS:-} -o "$E"; }

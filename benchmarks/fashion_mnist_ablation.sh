@@ -3,7 +3,8 @@
 # give the DM set): DIVER's defaults with one knob changed per row, recovered by the embedded prior with PReDD's
 # t_init/K for DM, all evaluated in one `evaluate` (8 students x 5 seeds) and paired against DIVER's defaults.
 #   OMP_NUM_THREADS=1 benchmarks/fashion_mnist_ablation.sh 1 [DM_SET] [OUT]
-# Results: OUT/eval_<protocol>/results.{md,json,png}. PROTOCOL=dc|predd, JOBS processes.
+# Results: OUT/eval_<protocol>/results.{md,json,png}. PROTOCOL=dc|predd, JOBS processes, EVAL_ARGS more
+# evaluate options (e.g. "--seeds 3 --students mlp,lenet,resnet18,mobilenetv2,efficientnet,shufflenetv2,vit").
 set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 IPC=${1:-1}
@@ -30,4 +31,4 @@ for name in defaults lambda0 lambda1 window_all labels_all pixels_raw cfg4; do
 done
 E="$R/eval_$PROTOCOL"
 [ -f "$E/results.md" ] || { rm -rf "$E"
-  diver-lite evaluate "${SETS[@]}" --baseline "${SETS[0]}" --protocol "$PROTOCOL" --jobs "$JOBS" -o "$E"; }
+  diver-lite evaluate "${SETS[@]}" --baseline "${SETS[0]}" --protocol "$PROTOCOL" --jobs "$JOBS" ${EVAL_ARGS:-} -o "$E"; }

@@ -168,6 +168,7 @@ def _load_diffusers_folder(folder: Path, vae: str | os.PathLike | None,
     except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, MemoryError) as e:
         raise ModelError(f"cannot load the DiT from {folder / 'transformer'}: {first_line(e, 200)}",
                          "check that the folder holds a DiTTransformer2DModel")
+    check_fit(transformer, folder / "transformer")
     vae_model = _load_vae(vae if vae is not None else folder / "vae", dtype)
     return _checked(DiverModels(transformer, vae_model, _read_schedule(folder / "scheduler"), str(folder)))
 
@@ -184,10 +185,12 @@ def _load_vae(vae: str | os.PathLike, dtype: torch.dtype = torch.float32) -> "to
                          "pass --vae with an AutoencoderKL folder (e.g. stabilityai/sd-vae-ft-mse)")
     check_weights(path)
     try:
-        return AutoencoderKL.from_pretrained(path, low_cpu_mem_usage=False, torch_dtype=dtype)
+        vae = AutoencoderKL.from_pretrained(path, low_cpu_mem_usage=False, torch_dtype=dtype)
     except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, MemoryError) as e:
         raise ModelError(f"cannot load the VAE from {path}: {first_line(e, 200)}",
                          "check that the folder holds an AutoencoderKL")
+    check_fit(vae, path)
+    return vae
 
 
 def _read_schedule(folder: Path) -> dict:
@@ -274,6 +277,23 @@ def check_weights(folder: Path) -> None:
     weights = folder / "diffusion_pytorch_model.safetensors"
     if weights.is_file():
         WeightsFile(weights)
+
+
+def check_fit(module: "torch.nn.Module", folder: Path) -> None:
+    """Every tensor of the folder's safetensors file has the shape the config built (a damaged or foreign config,
+    e.g. a garbled key that diffusers replaces by its default, would otherwise fail only in the forward pass)."""
+    weights = folder / "diffusion_pytorch_model.safetensors"
+    if not weights.is_file():
+        return
+    stored = WeightsFile(weights)
+    built = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    wrong = [k for k in stored.keys() if k in built and stored.shape(k) != built[k]]
+    missing = [k for k in built if k not in stored and "pos_embed.pos_embed" not in k]
+    if wrong or missing:
+        detail = (f"{wrong[0]} is {stored.shape(wrong[0])} in the weights but {built[wrong[0]]} in the model"
+                  if wrong else f"{len(missing)} tensors missing, e.g. {missing[0]}")
+        raise ModelError(f"{folder}: config.json and the weights do not fit ({detail})",
+                         "restore config.json (or the weights) of this model")
 
 
 def _checked(models: DiverModels) -> DiverModels:

@@ -1,8 +1,8 @@
 """What a run reports: versions, peak memory, the before/after grid, and report.md rendered from report.json."""
 
 import importlib.metadata
+import os
 import platform
-import resource
 import sys
 
 import numpy as np
@@ -50,14 +50,25 @@ def peak_rss_mb() -> float:
                     return round(int(line.split()[1]) / 1024, 1)
     except (OSError, ValueError, IndexError):
         pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    try:                              # POSIX; `resource` does not exist on Windows
+        import resource
+
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    except ImportError:
+        try:
+            import psutil
+
+            info = psutil.Process().memory_info()
+            return round(getattr(info, "peak_wset", info.rss) / 2**20, 1)   # Windows: peak working set
+        except ImportError:
+            return 0.0
 
 
 def current_rss_bytes() -> int:
     """Resident memory of this process now (Linux /proc; 0 where unavailable)."""
     try:
         with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * resource.getpagesize()
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return 0
 

@@ -13,7 +13,7 @@ from . import timestep_embedding as temb
 from .errors import ConfigError, ModelError, first_line
 from .lazy_weights import empty_weights, map_large_allocations, materialize, return_free_memory
 from .models import (EMBEDDED_DEFAULT, TINY_RANDOM, DiverModels, _checked, _looks_like_repo, _read_schedule,
-                     check_weights, load_models, resolve_cached_repo)
+                     check_fit, check_weights, load_models, resolve_cached_repo)
 from .offload import VAE_PARTS, BlockStream, ModelOffload, Resident, SequentialOffload
 from .quantize import quantize_int8
 from .runtime_plan import RuntimePlan
@@ -67,6 +67,8 @@ def empty_models(dit_folder: Path, vae_folder: Path, schedule_folder: Path, sour
     except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as e:
         raise ModelError(f"cannot load the DiT and VAE configs in {dit_folder.parent}: {first_line(e)}",
                          "check transformer/config.json and vae/config.json")
+    check_fit(transformer, dit_folder)
+    check_fit(vae, vae_folder)
     models = _checked(DiverModels(transformer.eval(), vae.eval(), _read_schedule(schedule_folder), source))
     models.use_timestep_embedding(temb.recorded(dit_folder / "config.json"), timestep_embedding)
     return models

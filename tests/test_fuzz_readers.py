@@ -97,11 +97,11 @@ def with_tmp(fn):
     return run
 
 
-def fuzz_pt_file(tmp: Path, make_valid, damage_or_obj):
+def fuzz_pt_file(tmp: Path, make_valid, damage_or_obj, layout: tuple = ()):
     src = tmp / "set.pt"
     kind, value = damage_or_obj
     src.write_bytes(damage(make_valid(), *value) if kind == "damage" else tensor_file(value))
-    check_contract(["recover", src, "-o", tmp / "out", *TINY], src, tmp / "out")
+    check_contract(["recover", src, *layout, "-o", tmp / "out", *TINY], src, tmp / "out")
 
 
 def fuzz_folder_layout(tmp: Path, labels: bool, damage_or_obj, which: str):
@@ -131,14 +131,7 @@ def test_fuzz_dm(value):
 @FAST
 @given(PT_INPUT)
 def test_fuzz_ncfm(value):
-    with_tmp(_ncfm)(value)
-
-
-def _ncfm(tmp: Path, value):
-    src = tmp / "ncfm.pt"
-    kind, v = value
-    src.write_bytes(damage(valid_ncfm(), *v) if kind == "damage" else tensor_file(v))
-    check_contract(["recover", src, "--layout", "ncfm", "-o", tmp / "out", *TINY], src, tmp / "out")
+    with_tmp(fuzz_pt_file)(valid_ncfm, value, ("--layout", "ncfm"))
 
 
 @FAST

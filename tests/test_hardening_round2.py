@@ -234,3 +234,28 @@ def test_an_export_that_stops_midway_leaves_no_graph_without_a_manifest(tmp_path
     monkeypatch.setattr(onnx_export, "validate_graph", fail_second)
     CliRunner().invoke(cli, ["export", "--model", "tiny-random", "-o", str(tmp_path / "x")])
     assert not list((tmp_path / "x").glob("*.onnx")) and not (tmp_path / "x" / "manifest.json").exists()
+
+
+def test_the_cli_starts_without_posix_only_modules(tmp_path):
+    """Windows has no `resource`: the CLI and its reports must not need it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['resource'] = None\n"
+            "from diver_lite.cli.main import cli\n"
+            "from diver_lite.report import peak_rss_mb, current_rss_bytes\n"
+            "assert peak_rss_mb() > 0 and current_rss_bytes() > 0\n"
+            "print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_a_garbled_config_key_is_caught_before_the_forward_pass(tmp_path, dm_file):
+    """Found by the fuzz tests: 'num_`ttention_heads' made diffusers build 16 heads and fail in the forward."""
+    def garble(f):
+        cfg = (f / "transformer" / "config.json").read_text()
+        (f / "transformer" / "config.json").write_text(cfg.replace("num_attention_heads", "num_`ttention_heads"))
+    folder = model_variant(tmp_path / "model", garble)
+    for extra in ([], ["--ram-budget", "8"]):
+        assert_one_line_error(run("recover", dm_file, "-o", tmp_path / "o", "--model", folder, "--device", "cpu",
+                                  *extra), 2, "do not fit")
