@@ -40,10 +40,12 @@ Examples:
               help="Processes training students side by side (one thread each); results do not depend on it.")
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Fashion-MNIST IDX folder for the test split; default: Debian's package, else the subset.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted evaluation in the same -o folder: finished "
+              "student runs (kept as they end) are not trained again.")
 @click.option("--test-folder", type=click.Path(path_type=Path), default=None,
               help="Real test images as <class>/<image> (sorted class folders = local labels), resized to the "
               "set's size: the ImageNet-subset protocol with a local val folder.")
-def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data, test_folder):
+def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data, resume, test_folder):
     """Train each student only on each SET (hard labels, DSA, EMA with BN statistics re-estimated) and test it on
     real images; reports mean ± std over seeds, the cross-architecture score, and every set's paired difference
     against the baseline set."""
@@ -55,13 +57,14 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     from diver_lite.output_policy import check_output, mark
     from diver_lite.evaluate import EvalConfig, evaluate_sets
     from diver_lite.evaluate_report import chart, render_table
+    from diver_lite.pipeline import fingerprint
     from diver_lite.prepare import from_unit, resize, to_unit
 
     names = tuple(s.strip() for s in students.split(",") if s.strip())
     unknown = sorted(set(names) - set(STUDENT_NAMES))
     if unknown or not names:
         raise ConfigError(f"unknown students {unknown}", f"choose from {', '.join(STUDENT_NAMES)}")
-    check_output(out, [*sets, test_folder, data])
+    check_output(out, [*sets, test_folder, data], resume=resume)
     labels = [str(p) for p in sets]
     if len(set(labels)) != len(labels):
         raise ConfigError("a set is given twice", "name each set once")
@@ -95,11 +98,13 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
         x = from_unit(to_unit(dset.images, dset.pixel_space), "imagenet")
         inputs[label] = (resize(x if x.shape[1] == 3 else x.repeat(3, axis=1), size, antialias=True),
                          dset.hard_labels)
-    click.echo(f"{len(inputs) * len(names) * seeds} student runs, protocol {protocol} ({cfg.epochs} epochs), "
-               f"{jobs} process(es)", err=True)
-    results = evaluate_sets(inputs, test_x, test_y, cfg, baseline=base if len(inputs) > 1 else None, jobs=jobs,
-                            log=lambda m: click.echo(f"  {m}", err=True))
     mark(out, "evaluate")
+    keys = {label: fingerprint(dset) for label, dset in loaded}
+    done, keep = _kept_runs(out, cfg, keys, test_x, test_y)
+    click.echo(f"{len(inputs) * len(names) * seeds} student runs ({len(done)} kept from before), protocol "
+               f"{protocol} ({cfg.epochs} epochs), {jobs} process(es)", err=True)
+    results = evaluate_sets(inputs, test_x, test_y, cfg, baseline=base if len(inputs) > 1 else None, jobs=jobs,
+                            log=lambda m: click.echo(f"  {m}", err=True), done=done, on_result=keep)
     config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
     (out / "results.json").write_text(json.dumps({"config": config, "baseline": base, "results": results},
                                                  indent=2))
@@ -107,3 +112,33 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     (out / "results.md").write_text(table)
     Image.fromarray(chart(results, names)).save(out / "results.png")
     click.echo(table)
+
+
+def _kept_runs(out: Path, cfg, keys: dict, test_x, test_y):
+    """Finished runs of an earlier, interrupted evaluation with the same sets, test split and settings (from
+    OUT/.diver-lite/runs.jsonl), and the function that appends each new one as it finishes."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256(json.dumps({k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()
+                                   if k not in ("students", "seeds")}, sort_keys=True).encode())
+    h.update(np.ascontiguousarray(test_x).tobytes()[:1 << 20] + np.ascontiguousarray(test_y).tobytes())
+    setting = h.hexdigest()[:16]
+    path = out / ".diver-lite" / "runs.jsonl"
+    by_key = {v: k for k, v in keys.items()}
+    done = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+                if row["setting"] == setting and row["set"] in by_key:
+                    done[(by_key[row["set"]], row["student"], row["seed"])] = (row["ema"], row["raw"])
+            except (ValueError, KeyError, TypeError):
+                continue            # a line cut off by a kill: that run is simply done again
+
+    def keep(item, accuracies):
+        with open(path, "a") as f:
+            f.write(json.dumps({"setting": setting, "set": keys[item[0]], "student": item[1], "seed": item[2],
+                                "ema": accuracies[0], "raw": accuracies[1]}) + "\n")
+    return done, keep

@@ -21,7 +21,7 @@ class DiverGroup(click.Group):
             sys.exit(e.exit_code)
         except (KeyboardInterrupt, Interrupted) as e:
             what = f" ({e})" if isinstance(e, Interrupted) else ""
-            click.echo(f"\nInterrupted{what}. Finished images are kept; run the same command with --resume to go "
+            click.echo(f"\nInterrupted{what}. Finished work is kept; run the same command with --resume to go "
                        "on.", err=True)
             sys.exit(130)
 

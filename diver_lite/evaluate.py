@@ -3,7 +3,7 @@ recovered) set, test it on real images, under the DC/DM protocol or PReDD's. The
 warm-up, started from the live weights) and BatchNorm statistics re-estimated for the averaged weights. No I/O."""
 
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 
@@ -133,33 +133,42 @@ def _run(label: str, name: str, seed: int) -> tuple[float, float | None]:
 
 def evaluate_sets(sets: dict[str, tuple[np.ndarray, np.ndarray]], test_images: np.ndarray, test_labels: np.ndarray,
                   cfg: EvalConfig, baseline: str | None = None, jobs: int = 1,
-                  log: Callable[[str], None] | None = None) -> dict:
+                  log: Callable[[str], None] | None = None, done: dict | None = None,
+                  on_result: Callable[[tuple, tuple], None] | None = None) -> dict:
     """sets: label -> (images [N, 3, H, W] normalised like test_images, hard labels [N]). Every student of every
     set is trained on every seed (in `jobs` processes; the result does not depend on it). Returns per set: per
     student the EMA accuracy of each seed ('runs'), its mean and std, the raw weights' runs (with cfg.raw); the
     cross-architecture
     score (mean over CROSS_ARCH students evaluated) per seed and its mean; the shallow students' mean; and, for
-    each set but `baseline`, the paired differences against it (per student and for the score)."""
+    each set but `baseline`, the paired differences against it (per student and for the score).
+    `done`: {(label, student, seed): (ema %, raw %)} already computed (a resumed evaluation); `on_result(item,
+    accuracies)` is called as each run finishes, so a caller can keep it."""
     sets = {k: (np.ascontiguousarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64)) for k, (x, y) in
             sets.items()}
     test = (np.ascontiguousarray(test_images, dtype=np.float32), np.asarray(test_labels, dtype=np.int64))
     num_classes = int(max(max(int(y.max()) for _, y in sets.values()), int(test[1].max())) + 1)
-    work = [(label, name, seed) for label in sets for name in cfg.students for seed in cfg.seeds]
-    done: dict = {}
+    done = dict(done or {})
+    work = [(label, name, seed) for label in sets for name in cfg.students for seed in cfg.seeds
+            if (label, name, seed) not in done]
+
+    def finished(item: tuple, accuracies: tuple) -> None:
+        done[item] = accuracies
+        if on_result:
+            on_result(item, accuracies)
+        if log:
+            log(f"[{len(done)}/{len(sets) * len(cfg.students) * len(cfg.seeds)}] {item[0]}: {item[1]} seed "
+                f"{item[2]}: {accuracies[0]:.2f} %")
+
     if jobs <= 1:
         _share(sets, test, cfg, num_classes, None)
         for item in work:
-            done[item] = _run(*item)
-            if log:
-                log(f"{item[0]}: {item[1]} seed {item[2]}: {done[item][0]:.2f} %")
-    else:
+            finished(item, _run(*item))
+    elif work:
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_share,
                                  initargs=(sets, test, cfg, num_classes, 1)) as pool:
-            futures = {item: pool.submit(_run, *item) for item in work}
-            for item, fut in futures.items():
-                done[item] = fut.result()
-                if log:
-                    log(f"{item[0]}: {item[1]} seed {item[2]}: {done[item][0]:.2f} %")
+            futures = {pool.submit(_run, *item): item for item in work}
+            for fut in as_completed(futures):
+                finished(futures[fut], fut.result())
     results = {label: summarise({n: [done[(label, n, s)] for s in cfg.seeds] for n in cfg.students})
                for label in sets}
     if baseline is not None:

@@ -156,3 +156,35 @@ def test_imagenet_subset_protocol_with_a_local_val_folder(tmp_path):
 
 def test_cross_arch_score_is_predds_five():
     assert set(CROSS_ARCH) == {"vit", "efficientnet", "shufflenetv2", "mobilenetv2", "resnet18"}
+
+
+def test_an_interrupted_evaluation_resumes_without_redoing_finished_runs(tmp_path, monkeypatch):
+    import diver_lite.evaluate as ev
+
+    monkeypatch.setattr(fm, "DEBIAN_ROOT", tmp_path / "absent")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["distill", "-o", str(tmp_path / "r.pt"), "--method", "random-real", "--ipc", "1"]
+                         ).exit_code == 0
+    args = ["evaluate", str(tmp_path / "r.pt"), "--students", "mlp,lenet", "--seeds", "2", "--epochs", "2"]
+    reference = runner.invoke(cli, args + ["-o", str(tmp_path / "ref")])
+    assert reference.exit_code == 0, reference.output
+    real_run, calls = ev._run, []
+
+    def stop_at_third(*item):
+        calls.append(item)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_run(*item)
+
+    monkeypatch.setattr(ev, "_run", stop_at_third)
+    stopped = runner.invoke(cli, args + ["-o", str(tmp_path / "e")])
+    assert stopped.exit_code == 130 and "--resume" in stopped.output
+    assert not (tmp_path / "e" / "results.json").exists()
+    calls.clear()
+    monkeypatch.setattr(ev, "_run", lambda *item: calls.append(item) or real_run(*item))
+    resumed = runner.invoke(cli, args + ["-o", str(tmp_path / "e"), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert len(calls) == 2 and "(2 kept from before)" in resumed.output          # 4 runs, 2 finished before
+    read = lambda p: json.loads((p / "results.json").read_text())["results"]     # noqa: E731
+    assert read(tmp_path / "e")[str(tmp_path / "r.pt")]["students"] == \
+        read(tmp_path / "ref")[str(tmp_path / "r.pt")]["students"]
