@@ -24,8 +24,11 @@ Examples:
   diver-lite recover res_DM_imagenette_ConvNet_1ipc.pt -o out/dm --model ./DiT-XL-2-256 \\
       --subset imagenette --method dm --ipc 1
 \b
-  # the original checkpoint, with the VAE from the local Hugging Face cache
-  diver-lite recover mtt_run/ -o out/mtt --model DiT-XL-2-256x256.pt --vae stabilityai/sd-vae-ft-mse
+  # DiT-XL/2 by name (downloaded once, then cached; HF_HUB_OFFLINE=1: cache only)
+  diver-lite recover mtt_run/ -o out/mtt --model DiT-XL/2-256 --subset imagewoof
+\b
+  # the original checkpoint; the VAE defaults to DiT's stabilityai/sd-vae-ft-mse
+  diver-lite recover mtt_run/ -o out/mtt --model DiT-XL-2-256x256.pt
 
   # ONNX Runtime, on graphs from `diver-lite export` (npz and image folders need no torch)
   diver-lite recover set.npz -o out/ort --backend onnxruntime --onnx onnx/

@@ -5,5 +5,18 @@ __version__ = "0.1.0"
 from .config import METHOD_PRESETS, RecoverConfig  # noqa: E402
 from .errors import ConfigError, DiverLiteError, InputError, ModelError, OutputError  # noqa: E402
 
-__all__ = ["RecoverConfig", "METHOD_PRESETS", "DiverLiteError", "ConfigError", "InputError", "ModelError",
-           "OutputError", "__version__"]
+__all__ = ["recover", "RecoverConfig", "load_models", "export_models", "profile", "METHOD_PRESETS",
+           "DiverLiteError", "ConfigError", "InputError", "ModelError", "OutputError", "__version__"]
+
+# The Python API, the same functions the CLI calls; imported on first use (torch and diffusers are heavy).
+_LAZY = {"recover": ("pipeline", "recover"), "load_models": ("models", "load_models"),
+         "export_models": ("export.onnx", "export_models"), "profile": ("profiling", "profile")}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

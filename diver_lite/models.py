@@ -1,5 +1,6 @@
 """Loading the DiT and the VAE, in one place: a diffusers folder (as facebook/DiT-XL-2-256 is laid out), a repo id
-resolved from the local Hugging Face cache (never downloaded), or the original DiT checkpoint converted in memory.
+resolved through the Hugging Face Hub (hub.py: the cache, else one download unless offline), or the original DiT
+checkpoint converted in memory.
 Sizes (image, latent, channels, null class) always come from the model configs."""
 
 import json
@@ -13,6 +14,7 @@ from .dit_checkpoint import dit_config_from_state_dict, original_to_diffusers
 from .errors import ModelError, first_line
 from .weights_file import WeightsFile
 from . import timestep_embedding as temb
+from .hub import DEFAULT_VAE, looks_like_repo, resolve_repo
 
 # DiT's diffusion (SPEC §2): 1000 steps, linear betas 1e-4 .. 0.02.
 DIT_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear"}
@@ -105,8 +107,8 @@ def load_models(model: str | os.PathLike | None, vae: str | os.PathLike | None =
         models, record = _load_diffusers_folder(path, vae, dtype), temb.recorded(path / "transformer" / "config.json")
     elif path.is_file():
         models, record = _load_original_checkpoint(path, vae, num_heads), None
-    elif _looks_like_repo(str(model)) and path.suffix not in CHECKPOINT_SUFFIXES:
-        folder = resolve_cached_repo(str(model))
+    elif looks_like_repo(str(model)) and path.suffix not in CHECKPOINT_SUFFIXES:
+        folder = resolve_repo(str(model))
         models, record = _load_diffusers_folder(folder, vae, dtype), temb.recorded(folder / "transformer" / "config.json")
     else:
         raise ModelError(f"model {model} does not exist", "check the path given to --model")
@@ -118,23 +120,6 @@ def load_models(model: str | os.PathLike | None, vae: str | os.PathLike | None =
         if next(module.parameters()).dtype != dtype:
             module.to(dtype=dtype)
     return models
-
-
-def _looks_like_repo(name: str) -> bool:
-    return name.count("/") == 1 and not name.startswith((".", "/"))
-
-
-def resolve_cached_repo(repo_id: str) -> Path:
-    """A repo id -> its folder in the local Hugging Face cache. Never downloads."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        return Path(snapshot_download(repo_id, local_files_only=True))
-    except (LocalEntryNotFoundError, FileNotFoundError, ValueError) as e:
-        raise ModelError(f"{repo_id} is neither a folder nor in the local Hugging Face cache ({type(e).__name__})",
-                         "download it once where a network is allowed (hf download "
-                         f"{repo_id}) or pass a local folder")
 
 
 def _missing(folder: Path, needed: list[str]) -> list[str]:
@@ -170,7 +155,7 @@ def _load_diffusers_folder(folder: Path, vae: str | os.PathLike | None,
                          "check that the folder holds a DiTTransformer2DModel")
     check_fit(transformer, folder / "transformer")
     vae_model = _load_vae(vae if vae is not None else folder / "vae", dtype)
-    return _checked(DiverModels(transformer, vae_model, _read_schedule(folder / "scheduler"), str(folder)))
+    return checked_models(DiverModels(transformer, vae_model, read_schedule(folder / "scheduler"), str(folder)))
 
 
 def _load_vae(vae: str | os.PathLike, dtype: torch.dtype = torch.float32) -> "torch.nn.Module":
@@ -178,7 +163,7 @@ def _load_vae(vae: str | os.PathLike, dtype: torch.dtype = torch.float32) -> "to
 
     path = Path(vae)
     if not path.is_dir():
-        path = resolve_cached_repo(str(vae)) if _looks_like_repo(str(vae)) else path
+        path = resolve_repo(str(vae)) if looks_like_repo(str(vae)) else path
     missing = _missing(path, ["config.json", WEIGHTS]) if path.is_dir() else ["the folder itself"]
     if missing:
         raise ModelError(f"VAE folder {path} is incomplete: missing {', '.join(missing)}",
@@ -193,7 +178,7 @@ def _load_vae(vae: str | os.PathLike, dtype: torch.dtype = torch.float32) -> "to
     return vae
 
 
-def _read_schedule(folder: Path) -> dict:
+def read_schedule(folder: Path) -> dict:
     """DiT's training schedule, as the folder's scheduler config states it (checked: DIVER's sampler knows the
     linear one)."""
     cfg_file = folder / "scheduler_config.json"
@@ -250,19 +235,8 @@ def _load_original_checkpoint(path: Path, vae: str | os.PathLike | None,
     if [k for k in missing if "pos_embed.pos_embed" not in k] or unexpected:
         raise ModelError(f"{path}: keys missing {missing[:3]} / unexpected {unexpected[:3]}", "check the checkpoint")
     if vae is None:
-        vae = _default_vae()
-    return _checked(DiverModels(transformer, _load_vae(vae), dict(DIT_SCHEDULE), str(path)))
-
-
-def _default_vae() -> str:
-    for repo in ("stabilityai/sd-vae-ft-mse", "stabilityai/sd-vae-ft-ema"):
-        try:
-            resolve_cached_repo(repo)
-            return repo
-        except ModelError:
-            continue
-    raise ModelError("an original DiT checkpoint needs a VAE and none is in the local cache",
-                     "pass --vae with an AutoencoderKL folder (DiT uses stabilityai/sd-vae-ft-mse)")
+        vae = DEFAULT_VAE
+    return checked_models(DiverModels(transformer, _load_vae(vae), dict(DIT_SCHEDULE), str(path)))
 
 
 def check_weights(folder: Path) -> None:
@@ -296,7 +270,7 @@ def check_fit(module: "torch.nn.Module", folder: Path) -> None:
                          "restore config.json (or the weights) of this model")
 
 
-def _checked(models: DiverModels) -> DiverModels:
+def checked_models(models: DiverModels) -> DiverModels:
     t, v = models.transformer.config, models.vae.config
     if v.latent_channels != t.in_channels:
         raise ModelError(f"the VAE makes {v.latent_channels}-channel latents but the DiT takes {t.in_channels}",

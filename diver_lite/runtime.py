@@ -12,8 +12,9 @@ import torch
 from . import timestep_embedding as temb
 from .errors import ConfigError, ModelError, first_line
 from .lazy_weights import empty_weights, map_large_allocations, materialize, return_free_memory
-from .models import (EMBEDDED_DEFAULT, TINY_RANDOM, DiverModels, _checked, _looks_like_repo, _read_schedule,
-                     check_fit, check_weights, load_models, resolve_cached_repo)
+from .hub import looks_like_repo, resolve_repo
+from .models import (EMBEDDED_DEFAULT, TINY_RANDOM, DiverModels, checked_models, read_schedule, check_fit,
+                     check_weights, load_models)
 from .offload import VAE_PARTS, BlockStream, ModelOffload, Resident, SequentialOffload
 from .quantize import quantize_int8
 from .runtime_plan import RuntimePlan
@@ -40,13 +41,13 @@ def weights_source(model, vae) -> tuple[Path, Path] | None:
     if isinstance(model, DiverModels) or str(model) == TINY_RANDOM:
         return None
     folder = Path(model)
-    if not folder.is_dir() and _looks_like_repo(str(model)) and not folder.suffix:
-        folder = resolve_cached_repo(str(model))
+    if not folder.is_dir() and looks_like_repo(str(model)) and not folder.suffix:
+        folder = resolve_repo(str(model))
     if not folder.is_dir():
         return None
     vae_folder = folder / "vae" if vae is None else Path(vae)
-    if vae is not None and not vae_folder.is_dir() and _looks_like_repo(str(vae)):
-        vae_folder = resolve_cached_repo(str(vae))
+    if vae is not None and not vae_folder.is_dir() and looks_like_repo(str(vae)):
+        vae_folder = resolve_repo(str(vae))
     dit_folder = folder / "transformer"
     ok = all((f / "config.json").is_file() and (f / SAFETENSORS).is_file() for f in (dit_folder, vae_folder))
     return (dit_folder, vae_folder) if ok else None
@@ -69,7 +70,7 @@ def empty_models(dit_folder: Path, vae_folder: Path, schedule_folder: Path, sour
                          "check transformer/config.json and vae/config.json")
     check_fit(transformer, dit_folder)
     check_fit(vae, vae_folder)
-    models = _checked(DiverModels(transformer.eval(), vae.eval(), _read_schedule(schedule_folder), source))
+    models = checked_models(DiverModels(transformer.eval(), vae.eval(), read_schedule(schedule_folder), source))
     models.use_timestep_embedding(temb.recorded(dit_folder / "config.json"), timestep_embedding)
     return models
 

@@ -99,3 +99,46 @@ def test_no_model_and_missing_path_say_what_to_pass(tmp_path, monkeypatch):
         load_models(None)
     with pytest.raises(ModelError, match="does not exist"):
         load_models(tmp_path / "DiT-XL-2-256x256.pt")
+
+
+def test_a_repo_is_downloaded_once_when_online_and_never_when_offline(tmp_path, tiny_model_dir, monkeypatch):
+    """The network is faked: huggingface_hub's snapshot_download is replaced by a recorder."""
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from diver_lite import hub
+
+    calls = []
+
+    def fake_snapshot_download(repo_id, local_files_only=False, **kwargs):
+        calls.append((repo_id, local_files_only))
+        if local_files_only:
+            raise LocalEntryNotFoundError("not cached")
+        return str(tiny_model_dir)                                   # "downloaded"
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="HF_HUB_OFFLINE is set"):
+        load_models("facebook/DiT-XL-2-256")
+    assert calls == [("facebook/DiT-XL-2-256", True)]                 # the cache only
+    calls.clear()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    models = load_models("DiT-XL/2-256")                               # DiT's short name
+    assert calls == [("facebook/DiT-XL-2-256", True), ("facebook/DiT-XL-2-256", False)]
+    assert models.image_size == 32
+    assert hub.DEFAULT_VAE == "stabilityai/sd-vae-ft-mse" and hub.SHORT_NAMES["DiT-XL/2-512"] == \
+        "facebook/DiT-XL-2-512"
+
+
+def test_an_original_checkpoint_takes_dits_default_vae(tmp_path, tiny_model_dir, monkeypatch):
+    import huggingface_hub
+
+    asked = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download",
+                        lambda repo_id, **kw: asked.append(repo_id) or str(tiny_model_dir / "vae"))
+    reference = build_tiny_models(seed=0)
+    t = reference.transformer
+    torch.save(diffusers_to_original(t.state_dict(), len(t.transformer_blocks), t.pos_embed.pos_embed),
+               tmp_path / "DiT.pt")
+    models = load_models(tmp_path / "DiT.pt", num_heads=2)
+    assert asked == ["stabilityai/sd-vae-ft-mse"] and models.vae.config.latent_channels == 4

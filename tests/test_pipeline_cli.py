@@ -109,3 +109,18 @@ def test_npz_float_pixel_space_is_detected(tmp_path, tiny_models):
     report = recover(src, tmp_path / "o", RecoverConfig(steps=2, t_init=1), model=tiny_models, device="cpu")
     out = np.load(report["output"]["set"])
     assert out["images"].dtype == np.float32 and out["images"].shape == (2, 16, 16, 3)
+
+
+def test_the_python_api_is_the_cli(tmp_path, dm_file):
+    """from diver_lite import recover, RecoverConfig: what a notebook calls, with the CLI's result."""
+    from diver_lite import RecoverConfig as Config
+    from diver_lite import recover as api_recover
+
+    report = api_recover(dm_file, tmp_path / "api", Config(t_init=2, steps=3), model="tiny-random", device="cpu",
+                         write_pngs=False)
+    assert report["merged"] and report["input"]["images"] == 6
+    assert run_cli("recover", dm_file, "-o", tmp_path / "cli", "--model", "tiny-random", "--t-init", "2", "--steps",
+                   "3", "--device", "cpu", "--no-png", "-q").exit_code == 0
+    a = torch.load(tmp_path / "api" / "dm_set.pt", weights_only=True)["data"][0][0]
+    b = torch.load(tmp_path / "cli" / "dm_set.pt", weights_only=True)["data"][0][0]
+    assert torch.equal(a, b)
