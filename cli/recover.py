@@ -94,6 +94,9 @@ def _class_map(path: Path | None):
 @optgroup_runtime
 @click.option("--onnx", "onnx_dir", type=click.Path(path_type=Path), default=None,
               help="Folder written by `diver-lite export`, for --backend onnxruntime.")
+@click.option("--provider", default=None, metavar="NAME[,NAME]",
+              help="ONNX Runtime execution providers in order of preference (cpu, cuda, tensorrt, directml, coreml, "
+              "openvino, or full names); each must be installed. Default: from --device.")
 @click.option("--onnx-graph", type=click.Choice(["dit", "guided_step"]), default="dit",
               help="With --backend onnxruntime: dit (the sampler calls the DiT) or guided_step (one exported DIVER "
               "DDIM step per call: the deployed guided denoiser; DDIM only).")
@@ -132,7 +135,7 @@ def _class_map(path: Path | None):
               "or accelerate launch it is read from RANK/WORLD_SIZE; the last shard to finish writes the set.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, experiment, subset, class_map, model,
-            vae, timestep_embedding, backend, onnx_dir, onnx_graph,
+            vae, timestep_embedding, backend, onnx_dir, provider, onnx_graph,
             method, ipc,
             t_init, steps, align,
             sampling_steps, cfg_scale, cfg_channels, guidance_scale, guidance_window, no_sigma_scaling,
@@ -187,7 +190,7 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
                                  **runtime_from_options(runtime_options, backend),
                                  shard=_shard(shard) if shard else Shard.from_env(), progress=progress, log=log,
                                  should_stop=should_stop, timestep_embedding=timestep_embedding,
-                                 experiment=experiment, zca=zca, onnx_graph=onnx_graph)
+                                 experiment=experiment, zca=zca, onnx_graph=onnx_graph, provider=provider)
         finally:
             if bar is not None:
                 bar.close()

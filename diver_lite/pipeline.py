@@ -51,7 +51,7 @@ def resolve_device(device: str):
 def load_backend(backend: str, model=None, vae=None, onnx_dir=None, device: str = "auto", cfg_channels: int = 3,
                  precision: str = "fp32", plan=None, budget_gb: float | None = None, batch_size: int = 1,
                  log: Callable[[str], None] | None = None, budget_for: str | None = None,
-                 timestep_embedding: str | None = None, onnx_graph: str = "dit"):
+                 timestep_embedding: str | None = None, onnx_graph: str = "dit", provider: str | None = None):
     """The torch backend over `model` (see models.load_models) under a runtime plan (runtime_plan.RuntimePlan;
     `precision` alone is the plan with nothing else changed), or ONNX Runtime over an exported folder (whose
     precision was fixed at export). `budget_gb`: the device's memory budget (RAM on the CPU): the fastest plan
@@ -67,9 +67,11 @@ def load_backend(backend: str, model=None, vae=None, onnx_dir=None, device: str 
                               "an ONNX graph computes the convention it was exported with (diver-lite export "
                               "--timestep-embedding)")
 
-        return OrtBackend(onnx_dir, device=device, cfg_channels=cfg_channels, graph=onnx_graph)
+        return OrtBackend(onnx_dir, device=device, cfg_channels=cfg_channels, graph=onnx_graph, provider=provider)
     if backend != "torch":
         raise ConfigError(f"unknown backend {backend!r}", f"use one of {', '.join(BACKENDS)}")
+    if provider is not None:
+        raise ConfigError("--provider chooses ONNX Runtime's execution providers", "use it with --backend onnxruntime")
     from .backend import TorchBackend
     from .runtime import build_runtime, plan_for_budget
     from .runtime_plan import RuntimePlan
@@ -188,7 +190,7 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
             shard: Shard | None = None, progress: Callable[[Progress], None] | None = None,
             log: Callable[[str], None] | None = None, should_stop: Callable[[], bool] | None = None,
             timestep_embedding: str | None = None, experiment: int | None = None,
-            zca: str | os.PathLike | None = None, onnx_graph: str = "dit") -> dict:
+            zca: str | os.PathLike | None = None, onnx_graph: str = "dit", provider: str | None = None) -> dict:
     """Recover the distilled set at `input_path` into folder `out`; returns the report (also written there).
     `model`: what models.load_models takes, or loaded DiverModels; `backend` "onnxruntime" runs `onnx_dir`.
     `plan`: a runtime_plan.RuntimePlan for the torch backend (else `precision` alone); `budget_gb`: choose the
@@ -213,7 +215,7 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
     start = time.perf_counter()
     engine = load_backend(backend, model, vae, onnx_dir, _shard_device(device, shard, backend), config.cfg_channels,
                           precision, plan, budget_gb, config.batch_size, log, budget_for, timestep_embedding,
-                          onnx_graph)
+                          onnx_graph, provider)
     getattr(engine, "check_config", lambda c: None)(config)
     timings["load"] = time.perf_counter() - start
     dit_ids = np.array(resolve_class_map(subset, class_map, dset.num_labels, engine.num_classes,

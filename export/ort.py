@@ -60,6 +60,30 @@ def read_manifest(folder: Path) -> dict:
     return manifest
 
 
+# Short names users type for ONNX Runtime's execution providers.
+PROVIDER_NAMES = {"cpu": CPU, "cuda": CUDA, "tensorrt": "TensorrtExecutionProvider",
+                  "directml": "DmlExecutionProvider", "dml": "DmlExecutionProvider",
+                  "coreml": "CoreMLExecutionProvider", "openvino": "OpenVINOExecutionProvider",
+                  "rocm": "ROCMExecutionProvider", "migraphx": "MIGraphXExecutionProvider"}
+
+
+def named_providers(names: str) -> list[str]:
+    """'tensorrt,cuda' -> ONNX Runtime provider names in that order of preference, CPU appended as the last
+    resort; each must be in this onnxruntime build (else one line naming what is installed)."""
+    available = _ort().get_available_providers()
+    chosen = []
+    for name in (n.strip() for n in names.split(",") if n.strip()):
+        full = PROVIDER_NAMES.get(name.lower(), name)
+        if full not in available:
+            raise ConfigError(f"ONNX Runtime provider {name!r} ({full}) is not in this onnxruntime; it has "
+                              f"{', '.join(available)}", "install the onnxruntime build for it (onnxruntime-gpu, "
+                              "onnxruntime-directml, onnxruntime-openvino, ...) or pick one of those")
+        chosen.append(full)
+    if not chosen:
+        raise ConfigError("--provider is empty", "e.g. --provider cuda or --provider tensorrt,cuda")
+    return chosen + ([CPU] if CPU not in chosen else [])
+
+
 def providers_for(device: str) -> list[str]:
     """auto: CUDA when this onnxruntime has it, else CPU. cuda: CUDA or a loud failure. cpu: CPU."""
     available = _ort().get_available_providers()
@@ -88,9 +112,10 @@ class OrtSession:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types
             raise ModelError(f"{path.name} does not load: {first_line(e, 200)}", "re-run diver-lite export")
-        if providers[0] == CUDA and self.session.get_providers()[0] != CUDA:
-            raise ConfigError(f"onnxruntime fell back to {self.session.get_providers()[0]} for {path.name}",
-                              "the CUDA libraries onnxruntime-gpu needs (CUDA 12, cuDNN 9) were not found")
+        if providers[0] != CPU and self.session.get_providers()[0] != providers[0]:
+            raise ConfigError(f"onnxruntime fell back to {self.session.get_providers()[0]} for {path.name} instead "
+                              f"of {providers[0]}", "the libraries that provider needs were not found (for CUDA: "
+                              "CUDA 12 and cuDNN 9 with onnxruntime-gpu)")
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.fixed_batch = fixed_batch
 
@@ -109,9 +134,11 @@ class OrtSession:
 class OrtBackend:
     name = "onnxruntime"
 
-    def __init__(self, folder, device: str = "auto", cfg_channels: int = 3, graph: str = "dit"):
+    def __init__(self, folder, device: str = "auto", cfg_channels: int = 3, graph: str = "dit",
+                 provider: str | None = None):
         """`graph`: "dit" (the sampler calls the DiT through the shared CFG code) or "guided_step" (one whole
-        DIVER DDIM step per call: the exported guided denoiser is what runs)."""
+        DIVER DDIM step per call: the exported guided denoiser is what runs). `provider`: execution providers by
+        name ("tensorrt,cuda", "directml", "coreml", "openvino", ...) instead of the device's."""
         folder = Path(folder)
         if not folder.is_dir():
             raise ModelError(f"ONNX folder {folder} does not exist", "run diver-lite export first")
@@ -128,7 +155,7 @@ class OrtBackend:
                                   "or re-export with the run's")
             self.guided_step = self._guided_step
         self.graph = graph
-        providers = providers_for(device)
+        providers = named_providers(provider) if provider else providers_for(device)
         threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or None
         self.sessions = {name: OrtSession(folder / m["graphs"][name]["file"], providers,
                                           m["graphs"][name].get("fixed_batch"), threads)

@@ -184,3 +184,23 @@ def test_cli_recovers_through_the_guided_step_graph(tmp_path, onnx_fp32, dm_file
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["model"]["graph"] == "guided_step" and "guided_step" in report["device"]
+
+
+def test_execution_providers_are_chosen_by_name_and_a_missing_one_is_refused(tmp_path, onnx_fp32, dm_file):
+    import onnxruntime
+
+    from diver_lite.export.ort import named_providers
+
+    assert named_providers("cpu") == ["CPUExecutionProvider"]
+    installed = onnxruntime.get_available_providers()
+    assert "TensorrtExecutionProvider" not in installed                   # this machine: the CPU build
+    base = ["recover", str(dm_file), "--backend", "onnxruntime", "--onnx", str(onnx_fp32), "-q", "--no-png"]
+    result = CliRunner().invoke(cli, base + ["-o", str(tmp_path / "trt"), "--provider", "tensorrt,cuda"])
+    assert result.exit_code == 2 and "TensorrtExecutionProvider" in result.output
+    assert all(p in result.output for p in installed)                       # names what is installed
+    result = CliRunner().invoke(cli, base + ["-o", str(tmp_path / "cpu"), "--provider", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "cpu" / "report.json").read_text())["provider"] == "CPUExecutionProvider"
+    torch_backend = CliRunner().invoke(cli, ["recover", str(dm_file), "-o", str(tmp_path / "t"), "--model",
+                                             "tiny-random", "--provider", "cpu"])
+    assert torch_backend.exit_code == 2 and "--backend onnxruntime" in torch_backend.output
