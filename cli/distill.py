@@ -34,6 +34,8 @@ def distill(out, method, ipc, iterations, data, seed, overwrite):
     from diver_lite.errors import ConfigError, OutputError
     from diver_lite.output_policy import check_outside_inputs
 
+    from .progress import step_bar
+
     if out.exists() and not overwrite:
         raise OutputError(f"{out} exists", "pass --overwrite or pick another -o")
     if out.exists() and not _written_by_distill(out):
@@ -49,8 +51,9 @@ def distill(out, method, ipc, iterations, data, seed, overwrite):
                           "lower --ipc or use the full data set")
     x = fm.to_images(images)
     if method == "dm":
-        syn, y, losses = distill_dm(x, labels, ipc, iterations, seed,
-                                    log=lambda i, l: click.echo(f"iteration {i}: loss {l:.2f}", err=True))
+        with step_bar(iterations, "DM", "it") as update:
+            syn, y, losses = distill_dm(x, labels, ipc, iterations, seed,
+                                        log=lambda i, loss: update(i + 1, loss=loss))
         info = {"method": "DM", "iterations": iterations, "final_loss": losses[-1]}
     else:
         syn, y = random_real(x, labels, ipc, seed)

@@ -60,6 +60,8 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     from diver_lite.pipeline import fingerprint
     from diver_lite.prepare import from_unit, resize, to_unit
 
+    from .progress import step_bar
+
     names = tuple(s.strip() for s in students.split(",") if s.strip())
     unknown = sorted(set(names) - set(STUDENT_NAMES))
     if unknown or not names:
@@ -101,10 +103,18 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     mark(out, "evaluate")
     keys = {label: fingerprint(dset) for label, dset in loaded}
     done, keep = _kept_runs(out, cfg, keys, test_x, test_y)
-    click.echo(f"{len(inputs) * len(names) * seeds} student runs ({len(done)} kept from before), protocol "
-               f"{protocol} ({cfg.epochs} epochs), {jobs} process(es)", err=True)
-    results = evaluate_sets(inputs, test_x, test_y, cfg, baseline=base if len(inputs) > 1 else None, jobs=jobs,
-                            log=lambda m: click.echo(f"  {m}", err=True), done=done, on_result=keep)
+    total = len(inputs) * len(names) * seeds
+    click.echo(f"{total} student runs ({len(done)} kept from before), protocol {protocol} ({cfg.epochs} epochs), "
+               f"{jobs} process(es)", err=True)
+    with step_bar(total, "evaluate", "run", initial=len(done)) as update:
+        finished = [len(done)]
+
+        def progress(item, accuracies):
+            keep(item, accuracies)
+            finished[0] += 1
+            update(finished[0], last=f"{Path(item[0]).name} {item[1]} {accuracies[0]:.1f}%")
+        results = evaluate_sets(inputs, test_x, test_y, cfg, baseline=base if len(inputs) > 1 else None,
+                                jobs=jobs, done=done, on_result=progress)
     config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
     (out / "results.json").write_text(json.dumps({"config": config, "baseline": base, "results": results},
                                                  indent=2))

@@ -125,7 +125,7 @@ def _class_map(path: Path | None):
 @click.option("--keep-size", is_flag=True, help="Write the model-size (e.g. 256²) result, not the input size.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, help="Images per DiT batch.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, help="Run seed; each image has its own stream.")
-@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (Apple silicon: fp16/bf16).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in the same -o folder.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous run in the -o folder.")
 @click.option("--no-png", is_flag=True, help="Skip png/ and grid.png.")
@@ -175,6 +175,7 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
             return
         if bar is None:
             bar = tqdm(total=p.total, initial=p.done, unit="img", desc="recover", dynamic_ncols=True)
+        bar.set_postfix_str(f"{p.plan}, {p.memory_kind} {p.memory_mb:.0f} MB", refresh=False)
         bar.n = p.done
         bar.refresh()
 

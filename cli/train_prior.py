@@ -32,6 +32,8 @@ def train_prior(out, data, seed, vae_steps, dit_steps, classifier_epochs, sample
     samples. Writes a diffusers folder, MODEL_CARD.md, loss.png, samples.png and metrics.json."""
     from diver_lite import fashion_mnist as fm
     from diver_lite.output_policy import check_output
+
+    from .progress import step_bar
     from diver_lite.prior_training import PriorConfig, encode_all, train_dit, train_vae
 
     check_output(out, [data])
@@ -40,12 +42,13 @@ def train_prior(out, data, seed, vae_steps, dit_steps, classifier_epochs, sample
     echo = lambda msg: click.echo(msg, err=True)  # noqa: E731
     seconds = {}
     start = time.perf_counter()
-    vae, vae_hist = train_vae(fm.to_images(images), config, log=lambda s, l: echo(f"vae step {s}: loss {l:.4f}"))
+    with step_bar(config.vae_steps, "VAE") as update:
+        vae, vae_hist = train_vae(fm.to_images(images), config, log=lambda s, loss: update(s + 1, loss=loss))
     seconds["VAE"] = time.perf_counter() - start
     start = time.perf_counter()
     latents = encode_all(vae, fm.to_images(images))
-    dit, dit_hist = train_dit(latents, labels, config,
-                              log=lambda s, m, v: echo(f"dit step {s}: mse {m:.4f} vb {v:.4f}"))
+    with step_bar(config.dit_steps, "DiT") as update:
+        dit, dit_hist = train_dit(latents, labels, config, log=lambda s, m, v: update(s + 1, mse=m, vb=v))
     seconds["DiT"] = time.perf_counter() - start
     write_prior(out, dit, vae, config, vae_hist, dit_hist, seconds, source, data, classifier_epochs,
                 samples_per_class, echo, train=(images, labels))

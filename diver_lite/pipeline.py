@@ -31,20 +31,25 @@ class Progress:
     done: int
     total: int
     images_this_run: int
+    memory_mb: float = 0.0          # now: GPU memory allocated on CUDA, else the process's resident memory
+    memory_kind: str = "RSS"
+    plan: str = ""                  # the runtime plan's label (torch) or the ONNX graph and precision
 
 
 def resolve_device(device: str):
     import torch
 
-    if device == "auto":
+    if device == "auto":   # MPS (Apple silicon) only when asked for: --device mps
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise ConfigError(f"unknown device {device!r}", "use auto, cpu, cuda or cuda:N")
+        raise ConfigError(f"unknown device {device!r}", "use auto, cpu, cuda, cuda:N or mps")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but torch sees no CUDA device",
                           "use --device cpu, or install a CUDA build of torch")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("--device mps needs Apple silicon and a torch build with MPS", "use --device cpu")
     return dev
 
 
@@ -278,6 +283,24 @@ def _numerics(engine) -> str | None:
                    keep_modulation=p.keep_modulation and p.precision == "int8").label
 
 
+def _memory_now(engine) -> tuple[float, str]:
+    if engine.name == "torch" and engine.device.type == "cuda":
+        import torch
+
+        return torch.cuda.memory_allocated(engine.device) / 2**20, "GPU"
+    from .report import current_rss_bytes
+
+    return current_rss_bytes() / 2**20, "RSS"
+
+
+def _plan_label(engine) -> str:
+    runtime = getattr(engine, "runtime", None)
+    if runtime is not None:
+        return runtime.plan.label
+    describe = engine.describe()
+    return f"{describe.get('graph', 'dit')} {describe.get('precision', '')}".strip()
+
+
 def _rounded(timings: dict) -> dict:
     return {k: round(v, 4) for k, v in timings.items()}
 
@@ -321,7 +344,7 @@ def _run_batches(engine, dset: DistilledSet, dit_labels: np.ndarray, config: Rec
     done = {i for i in mine if _intact(_cached(state, i))}   # a damaged cached image is computed again
     done_before, recovered_now, times = len(done), 0, StageTimes()
     if progress:
-        progress(Progress(done_before, len(mine), 0))
+        progress(Progress(done_before, len(mine), 0, *_memory_now(engine), _plan_label(engine)))
     for idx in batches:
         if done.issuperset(idx):
             continue
@@ -332,7 +355,7 @@ def _run_batches(engine, dset: DistilledSet, dit_labels: np.ndarray, config: Rec
         recovered_now += len(idx)
         done.update(idx)
         if progress:
-            progress(Progress(len(done), len(mine), recovered_now))
+            progress(Progress(len(done), len(mine), recovered_now, *_memory_now(engine), _plan_label(engine)))
         if should_stop and should_stop() and not done.issuperset(mine):
             raise Interrupted(f"stopped after {len(done)} of {len(mine)} images")
     return done_before, recovered_now, times.seconds

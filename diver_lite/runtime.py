@@ -95,6 +95,9 @@ def build_runtime(model, vae, device: torch.device, plan: RuntimePlan,
                   timestep_embedding: str | None = None) -> Runtime:
     if device.type == "cpu" and "fp16" in (plan.compute_dtype("cpu"), plan.vae_dtype("cpu")):
         raise ConfigError("fp16 on the CPU runs several times slower than fp32", "use --precision bf16 on CPU")
+    if device.type == "mps" and (plan.precision == "int8" or plan.offload in ("sequential", "stream")):
+        raise ConfigError(f"{plan.label} is not available on MPS (int8 kernels and streaming are CPU/CUDA only)",
+                          "on Apple silicon use --precision fp16 or bf16, or --offload model")
     if plan.offload == "sequential" and device.type != "cuda":
         raise ConfigError("--offload sequential moves weights to a GPU layer by layer and needs CUDA",
                           "on the CPU use --offload stream (or model) to lower RAM")

@@ -124,3 +124,20 @@ def test_the_python_api_is_the_cli(tmp_path, dm_file):
     a = torch.load(tmp_path / "api" / "dm_set.pt", weights_only=True)["data"][0][0]
     b = torch.load(tmp_path / "cli" / "dm_set.pt", weights_only=True)["data"][0][0]
     assert torch.equal(a, b)
+
+
+def test_mps_is_refused_in_one_line_where_torch_has_no_mps(tmp_path, dm_file):
+    if torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS: test_recovery_on_mps covers it")
+    result = run_cli("recover", dm_file, "-o", tmp_path / "o", "--model", "tiny-random", "--device", "mps")
+    assert_one_line_error(result, 2, "--device mps needs Apple silicon")
+
+
+@pytest.mark.skipif(not torch.backends.mps.is_available(), reason="needs Apple silicon with torch's MPS backend")
+def test_recovery_on_mps_matches_the_cpu(tmp_path, dm_file):
+    cfg = RecoverConfig(t_init=2, steps=3)
+    a = recover(dm_file, tmp_path / "mps", cfg, model="tiny-random", device="mps", write_pngs=False)
+    b = recover(dm_file, tmp_path / "cpu", cfg, model="tiny-random", device="cpu", write_pngs=False)
+    x = torch.load(a["output"]["set"], weights_only=True)["data"][0][0]
+    y = torch.load(b["output"]["set"], weights_only=True)["data"][0][0]
+    torch.testing.assert_close(x, y, atol=1e-3, rtol=1e-3)
