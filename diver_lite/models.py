@@ -103,13 +103,12 @@ def load_models(model: str | os.PathLike | None, vae: str | os.PathLike | None =
     path = Path(model)
     if str(model) == TINY_RANDOM:
         models, record = build_tiny_models(seed=0), "diffusers"
-    elif path.is_dir():
-        models, record = _load_diffusers_folder(path, vae, dtype), temb.recorded(path / "transformer" / "config.json")
     elif path.is_file():
         models, record = _load_original_checkpoint(path, vae, num_heads), None
-    elif looks_like_repo(str(model)) and path.suffix not in CHECKPOINT_SUFFIXES:
-        folder = resolve_repo(str(model))
-        models, record = _load_diffusers_folder(folder, vae, dtype), temb.recorded(folder / "transformer" / "config.json")
+    elif path.is_dir() or (looks_like_repo(str(model)) and path.suffix not in CHECKPOINT_SUFFIXES):
+        folder = path if path.is_dir() else resolve_repo(str(model))
+        models = _load_diffusers_folder(folder, vae, dtype)
+        record = temb.recorded(folder / "transformer" / "config.json")
     else:
         raise ModelError(f"model {model} does not exist", "check the path given to --model")
     models.use_timestep_embedding(record, timestep_embedding)

@@ -7,7 +7,6 @@ import io
 import json
 import shutil
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
