@@ -59,6 +59,7 @@ _register()
 def main():
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")   # diffusers' load-time chatter is not for users
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)   # torchao's import-time deprecations
+    logging.getLogger("torchao").setLevel(logging.ERROR)   # its optional CUDA kernels, absent from a CPU build
     cli(prog_name="diver-lite")
 
 
