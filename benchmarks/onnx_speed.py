@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 from diver_lite.denoiser import TorchDenoiser  # noqa: E402
-from diver_lite.export.onnx import DiTGraph, _convert, _export_one, example_inputs  # noqa: E402
+from diver_lite.export.onnx import DiTGraph, convert_graph, export_graph, example_inputs  # noqa: E402
 from diver_lite.export.ort import CPU, OrtSession  # noqa: E402
 from diver_lite.guidance import cfg_denoise  # noqa: E402
 from diver_lite.models import tie_embedders  # noqa: E402
@@ -64,13 +64,13 @@ def main():
     args.workdir.mkdir(parents=True, exist_ok=True)
     path = args.workdir / "dit.onnx"
     start = time.perf_counter()
-    _export_one("dit", DiTGraph(models.transformer).eval(), example_inputs("dit", models, 3), path, dynamic=True)
+    export_graph("dit", DiTGraph(models.transformer).eval(), example_inputs("dit", models, 3), path, dynamic=True)
     export_s = time.perf_counter() - start
     del models
     for precision in ("fp32", "int8"):
         if precision == "int8":  # quantize the fp32 graph in place
             start = time.perf_counter()
-            _convert(path, "int8")
+            convert_graph(path, "int8")
             quant_s = time.perf_counter() - start
         session = OrtSession(path, [CPU], None, threads)
         run = lambda x_, t_, y_: session(x_, np.full((x_.shape[0],), t_, np.int64), y_.astype(np.int64))[0]  # noqa

@@ -153,7 +153,7 @@ def _symbolic_batch(path: Path, name: str) -> bool:
     return all(i.type.tensor_type.shape.dim[0].dim_param for i in batched)
 
 
-def _export_one(name, module, example, path: Path, dynamic: bool) -> bool:
+def export_graph(name, module, example, path: Path, dynamic: bool) -> bool:
     """Export with a symbolic batch where the exporter allows it (checked in the graph: an example batch of 1, or
     chunk() on the doubled batch, silently fixes it); else with the example's fixed batch."""
     inputs, outputs = SPECS[name]
@@ -230,7 +230,7 @@ def validate_graph(path: Path, module, examples: list[tuple], precision: str = "
     return worst
 
 
-def _convert(path: Path, precision: str) -> None:
+def convert_graph(path: Path, precision: str) -> None:
     """fp32 graph -> fp16 (ONNX Runtime's converter, fp32 inputs/outputs kept) or int8 (dynamic quantization of
     MatMul/Gemm weights), in place."""
     import onnx
@@ -289,7 +289,7 @@ def export_models(models: DiverModels, out: str | os.PathLike, precision: str = 
         path = stage / f"{name}.onnx"
         ex1, ex3 = example_inputs(name, models, 1), example_inputs(name, models, 3)
         try:
-            dynamic = _export_one(name, module, ex3, path, dynamic=True)  # batch 3: no 0/1 specialisation
+            dynamic = export_graph(name, module, ex3, path, dynamic=True)  # batch 3: no 0/1 specialisation
         except Exception as e:  # noqa: BLE001
             raise ExportError(f"torch.onnx.export failed for {name}: {first_line(e, 300)}",
                               "check the torch and onnxscript versions (pip install -e \".[onnx]\")")
@@ -297,7 +297,7 @@ def export_models(models: DiverModels, out: str | os.PathLike, precision: str = 
         graph_precision = precision if name in ("dit", "guided_step") else "fp32"
         if graph_precision != "fp32":
             log(f"      converting {name} to {graph_precision} ...")
-            _convert(path, graph_precision)
+            convert_graph(path, graph_precision)
         examples = [ex1, ex3] if dynamic else [ex3]
         worst = validate_graph(path, module, examples, graph_precision)
         manifest["graphs"][name] = {
