@@ -431,12 +431,9 @@ def save_png(img: np.ndarray, path: Path, pixel_space: str, depth: int = 8) -> N
 
     if depth == 16:
         grey = np.clip(to_unit(img[None], pixel_space)[0].mean(axis=0), 0, 1)
-        arr16 = (grey * 65535.0).round().astype(np.uint16)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: Image.fromarray(arr16).save(tmp, format="PNG"), suffix=path.suffix)
-        return
-    arr = to_display(img, pixel_space)
-    path.parent.mkdir(parents=True, exist_ok=True)
+        arr = (grey * 65535.0).round().astype(np.uint16)
+    else:
+        arr = to_display(img, pixel_space)
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP"}.get(path.suffix.lower(), "PNG")
     atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format=fmt), suffix=path.suffix)
 

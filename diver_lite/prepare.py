@@ -71,7 +71,8 @@ def from_unit(u: np.ndarray, space: str) -> np.ndarray:
 def space_warnings(x: np.ndarray, space: str) -> list[str]:
     """Where a set's values contradict the pixel space assumed for its layout, say which is likely. Normalised
     natural images spread over about ±2 (beyond [0, 1]); [0, 1] and [-1, 1] images stay inside their range."""
-    lo, hi = float(np.percentile(x, 0.5)), float(np.percentile(x, 99.5))
+    sample = x.reshape(-1)[::max(1, x.size // 1_000_000)]     # a strided sample: a large set is not copied whole
+    lo, hi = float(np.percentile(sample, 0.5)), float(np.percentile(sample, 99.5))
     out = []
     if space == "unit" and (lo < -0.25 or hi > 1.25):
         out.append(f"values span [{lo:.2f}, {hi:.2f}], wider than the assumed [0, 1]: the set is likely mean/std "
