@@ -20,8 +20,8 @@ def one(device: str, tokens: int, case: str) -> dict:
     from diffusers import DiTTransformer2DModel
     from diffusers.models.attention_processor import AttnProcessor
 
-    from diver_lite.attention_slicing import attention_modules, set_attention_slice
-    from diver_lite.report import current_rss_bytes, peak_rss_mb
+    from diver_lite.memory.attention_slicing import attention_modules, set_attention_slice
+    from diver_lite.pipeline.report import current_rss_bytes, peak_rss_mb
 
     side = int(tokens ** 0.5) * 2
     dtype = torch.float16 if device == "cuda" else torch.float32

@@ -13,7 +13,7 @@ R=${3:-runs/fmnist_ipc$IPC/ablation}
 PROTOCOL=${PROTOCOL:-dc}
 JOBS=${JOBS:-2}
 mkdir -p "$R"
-K=$(python -c "from diver_lite.config import RecoverConfig as C; print(C.from_preset('dm', $IPC).steps)")
+K=$(python -c "from diver_lite.core.config import RecoverConfig as C; print(C.from_preset('dm', $IPC).steps)")
 declare -A VARIANTS=(
   [defaults]=""
   [lambda0]="--guidance-scale 0"

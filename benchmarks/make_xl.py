@@ -13,7 +13,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from xl import build_xl  # noqa: E402
 
-from diver_lite.models import save_models  # noqa: E402
+from diver_lite.models.save import save_models  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 

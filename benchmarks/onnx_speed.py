@@ -19,12 +19,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from diver_lite.denoiser import TorchDenoiser  # noqa: E402
-from diver_lite.export.onnx import DiTGraph, convert_graph, export_graph, example_inputs  # noqa: E402
-from diver_lite.export.ort import CPU, OrtSession  # noqa: E402
-from diver_lite.guidance import cfg_denoise  # noqa: E402
-from diver_lite.models import tie_embedders  # noqa: E402
-from diver_lite.report import peak_rss_mb  # noqa: E402
+from diver_lite.backends.denoiser import TorchDenoiser  # noqa: E402
+from diver_lite.export.graphs.dit import DiTGraph  # noqa: E402
+from diver_lite.export.onnx import convert_graph, export_graph, example_inputs  # noqa: E402
+from diver_lite.backends.ort import OrtSession  # noqa: E402
+from diver_lite.backends.providers import CPU  # noqa: E402
+from diver_lite.core.guidance import cfg_denoise  # noqa: E402
+from diver_lite.models.tying import tie_embedders  # noqa: E402
+from diver_lite.pipeline.report import peak_rss_mb  # noqa: E402
 from xl import build_xl  # noqa: E402
 
 

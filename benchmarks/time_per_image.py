@@ -17,12 +17,14 @@ import time
 import numpy as np
 import torch
 
-from diver_lite.config import RecoverConfig
-from diver_lite.backend import TorchBackend
-from diver_lite.models import build_tiny_models, tie_embedders
-from diver_lite.recovery import StageTimes, recover_batch
-from diver_lite.report import peak_rss_mb
-from diver_lite.schedule import build_plan
+from diver_lite.core.config import RecoverConfig
+from diver_lite.backends.torch_backend import TorchBackend
+from diver_lite.core.recovery import StageTimes
+from diver_lite.models.tiny import build_tiny_models
+from diver_lite.models.tying import tie_embedders
+from diver_lite.pipeline.batches import recover_batches
+from diver_lite.pipeline.report import peak_rss_mb
+from diver_lite.core.schedule import build_schedule
 from xl import build_xl
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -36,15 +38,20 @@ def run_one(model: str, dtype: str, t_init: int, steps: int, label_phase: str) -
     models.vae.to(DTYPES[dtype]).requires_grad_(False)
     build_s = time.perf_counter() - start
     config = RecoverConfig(t_init=t_init, steps=steps, label_phase=label_phase)
-    plan = build_plan(config, models.schedule)
+    plan = build_schedule(config, models.schedule)
     backend = TorchBackend(models)
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32) * 0.5
     label = np.array([207])
-    recover_batch(backend, x, label, [0], config, plan, "imagenet") if model == "tiny" else None  # warm-up (tiny)
-    times = StageTimes()
+    x, label = np.concatenate([x, x]), np.array([207, 207])
+    warmup = [[0]] if model == "tiny" else []          # one warm-up image (tiny), then the timed one
+    stages = [StageTimes(), StageTimes()]
+    ends = []
     start = time.perf_counter()
-    out = recover_batch(backend, x, label, [1], config, plan, "imagenet", times=times)
-    total = time.perf_counter() - start
+    for k, (idx, out) in enumerate(recover_batches(backend, x, label, warmup + [[1]], config, plan, "imagenet",
+                                                   times=lambda k: stages[k])):
+        ends.append(time.perf_counter())
+    times = stages[len(warmup)]
+    total = ends[-1] - (ends[-2] if warmup else start)
     cfg_steps = sum(p.conditional for p in plan.steps)
     return {"model": model, "dtype": dtype, "threads": torch.get_num_threads(), "steps": steps,
             "cfg_steps": cfg_steps, "uncond_steps": steps - cfg_steps, "build_s": round(build_s, 2),

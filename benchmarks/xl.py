@@ -2,7 +2,8 @@
 
 import torch
 
-from diver_lite.models import DIT_SCHEDULE, SD_VAE_SCALING, DiverModels, equalize_embedders
+from diver_lite.models.diver_models import DIT_SCHEDULE, SD_VAE_SCALING, DiverModels
+from diver_lite.models.tying import equalize_embedders
 
 
 def build_xl(with_vae: bool = True) -> DiverModels:

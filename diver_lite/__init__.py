@@ -2,15 +2,15 @@
 
 __version__ = "0.1.0"
 
-from .config import METHOD_PRESETS, RecoverConfig  # noqa: E402
-from .errors import ConfigError, DiverLiteError, InputError, ModelError, OutputError  # noqa: E402
+from diver_lite.core.config import METHOD_PRESETS, RecoverConfig  # noqa: E402
+from diver_lite.errors import ConfigError, DiverLiteError, InputError, ModelError, OutputError  # noqa: E402
 
 __all__ = ["recover", "RecoverConfig", "load_models", "export_models", "profile", "METHOD_PRESETS",
            "DiverLiteError", "ConfigError", "InputError", "ModelError", "OutputError", "__version__"]
 
 # The Python API, the same functions the CLI calls; imported on first use (torch and diffusers are heavy).
-_LAZY = {"recover": ("pipeline", "recover"), "load_models": ("models", "load_models"),
-         "export_models": ("export.onnx", "export_models"), "profile": ("profiling", "profile")}
+_LAZY = {"recover": ("pipeline.run", "recover"), "load_models": ("models.load", "load_models"),
+         "export_models": ("export.onnx", "export_models"), "profile": ("profiling.profile", "profile")}
 
 
 def __getattr__(name: str):

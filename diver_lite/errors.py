@@ -1,7 +1,8 @@
-"""The library's exceptions. The CLI turns each into one line with the fix and an exit code.
+"""The library's exceptions; the CLI turns each into one line with the fix and an exit code."""
 
-Exit code 2: the user can fix the input or the command line. Exit code 1: something failed while running.
-"""
+# The library's exceptions. The CLI turns each into one line with the fix and an exit code.
+#
+# Exit code 2: the user can fix the input or the command line. Exit code 1: something failed while running.
 
 
 def first_line(e: BaseException, limit: int = 200) -> str:
@@ -67,3 +68,11 @@ class ExportError(DiverLiteError):
     """An ONNX graph could not be exported, or does not match torch within its tolerance."""
 
     exit_code = 1
+
+
+class GraphShapeError(ExportError):
+    """An exported graph's output has another shape than torch's (e.g. a batch fixed by the exporter)."""
+
+
+class GraphToleranceError(ExportError):
+    """An exported graph's outputs differ from torch's beyond its GraphSpec's tolerance."""

@@ -10,7 +10,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from diver_lite.models import build_tiny_models, save_models, tie_embedders  # noqa: E402
+from diver_lite.models.tiny import build_tiny_models  # noqa: E402
+from diver_lite.models.save import save_models  # noqa: E402
+from diver_lite.models.tying import tie_embedders  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -33,7 +35,7 @@ def tiny_model_dir(tmp_path_factory):
 
 def make_images(n: int, size: int = 32, channels: int = 3, seed: int = 0) -> np.ndarray:
     """Smooth, image-like arrays in ImageNet-normalised space."""
-    from diver_lite.prepare import from_unit, resize
+    from diver_lite.core.prepare import from_unit, resize
 
     low = np.random.default_rng(seed).random((n, channels, 4, 4), dtype=np.float32)
     return from_unit(resize(low, size), "imagenet")
@@ -41,7 +43,7 @@ def make_images(n: int, size: int = 32, channels: int = 3, seed: int = 0) -> np.
 
 @pytest.fixture(scope="session")
 def tiny_backend(tiny_models):
-    from diver_lite.backend import TorchBackend
+    from diver_lite.backends.torch_backend import TorchBackend
 
     return TorchBackend(tiny_models)
 

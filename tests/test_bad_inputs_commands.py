@@ -9,7 +9,7 @@ import torch
 from click.testing import CliRunner
 
 from diver_lite.cli.main import cli
-from diver_lite.fashion_mnist import SUBSET
+from diver_lite.experiments.fashion_mnist.data import SUBSET
 
 from conftest import assert_one_line_error
 

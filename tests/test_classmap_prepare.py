@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from diver_lite.classmap import IMAGENET_SUBSETS, parse_class_map_json, resolve_class_map
+from diver_lite.core.classmap import IMAGENET_SUBSETS, parse_class_map_json, resolve_class_map
 from diver_lite.errors import InputError
-from diver_lite.prepare import (from_unit, from_vae_output, merge_mosaic, resize, split_mosaic, to_unit,
+from diver_lite.core.prepare import (from_unit, from_vae_output, merge_mosaic, resize, split_mosaic, to_unit,
                                 to_vae_input)
 
 

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from conftest import make_images
-from diver_lite.data import detect_layout, read_set, write_set
+from diver_lite.layouts import detect_layout, read_set, write_set
 from diver_lite.errors import InputError
 
 

@@ -5,10 +5,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from diver_lite import fashion_mnist as fm
+from diver_lite.experiments.fashion_mnist import data as fm
 from diver_lite.cli.main import cli
-from diver_lite.data import read_set
-from diver_lite.dsa import augment
+from diver_lite.layouts import read_set
+from diver_lite.experiments.fashion_mnist.dsa import augment
 
 
 @pytest.mark.parametrize("op", ["color", "crop", "cutout", "flip", "scale", "rotate"])
@@ -25,7 +25,7 @@ def test_dsa_is_siamese_and_differentiable(op):
 def test_dm_improves_its_matching_loss():
     """On a fixed panel of random ConvNets, the distilled images match the class means better than the real
     images they started from."""
-    from diver_lite.distill import distill_dm, embedding_gap, random_real
+    from diver_lite.experiments.fashion_mnist.distill import distill_dm, embedding_gap, random_real
 
     images, labels, _ = fm.load("train")
     x, y_real = fm.to_images(images[:1000]), labels[:1000]

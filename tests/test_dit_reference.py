@@ -11,8 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from diver_lite.dit_checkpoint import diffusers_to_original
-from diver_lite.models import build_tiny_models, load_models, save_models
+from diver_lite.models.dit_checkpoint import diffusers_to_original
+from diver_lite.models.tiny import build_tiny_models
+from diver_lite.models.load import load_models
+from diver_lite.models.save import save_models
 
 HEADS = 2
 
@@ -84,7 +86,7 @@ def meta_like(tmp_path_factory):
     with torch.no_grad():
         for p in models.transformer.parameters():
             p.copy_(torch.randn(p.shape, generator=g) * 0.15)
-    from diver_lite.models import equalize_embedders
+    from diver_lite.models.tying import equalize_embedders
     equalize_embedders(models.transformer)
     t = models.transformer
     sd = diffusers_to_original(t.state_dict(), len(t.transformer_blocks), t.pos_embed.pos_embed)
@@ -127,8 +129,8 @@ def test_original_checkpoint_runs_metas_network(meta_like, tiny_model_dir):
 
 
 def test_hub_layout_folder_and_lazy_runtime_run_metas_network(meta_like):
-    from diver_lite.runtime import build_runtime
-    from diver_lite.runtime_plan import RuntimePlan
+    from diver_lite.memory.runtime import build_runtime
+    from diver_lite.memory.plan import RuntimePlan
 
     folder, sd = meta_like
     ref = dit_forward(sd, *inputs())
@@ -143,7 +145,7 @@ def test_hub_layout_folder_and_lazy_runtime_run_metas_network(meta_like):
 
 
 def test_models_trained_by_the_project_record_diffusers_convention(tmp_path, tiny_model_dir):
-    from diver_lite.models import EMBEDDED_DEFAULT
+    from diver_lite.models.source import EMBEDDED_DEFAULT
 
     assert json.loads((tiny_model_dir / "transformer" / "config.json").read_text())["timestep_embedding"] == \
         "diffusers"
@@ -173,9 +175,8 @@ def test_exported_dit_graph_computes_metas_network(meta_like, tiny_model_dir, tm
 
 
 def test_report_names_the_convention(tmp_path, dm_file, tiny_model_dir):
-    from diver_lite.config import RecoverConfig
-    from diver_lite.pipeline import recover
-
+    from diver_lite.core.config import RecoverConfig
+    from diver_lite.pipeline.run import recover
     report = recover(dm_file, tmp_path / "out", RecoverConfig(t_init=2, steps=3), model=tiny_model_dir,
                      device="cpu", write_pngs=False)
     assert report["model"]["timestep_embedding"] == "diffusers"

@@ -7,12 +7,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from diver_lite import fashion_mnist as fm
+from diver_lite.experiments.fashion_mnist import data as fm
 from diver_lite.cli.main import cli
-from diver_lite.evaluate import EvalConfig, accuracy, evaluate_set, evaluate_sets, train_student
-from diver_lite.paired import paired_difference
-from diver_lite.prepare import from_unit
-from diver_lite.students import CROSS_ARCH, STUDENTS
+from diver_lite.experiments.fashion_mnist.evaluate import (EvalConfig, accuracy, evaluate_set, evaluate_sets,
+                                                      train_student)
+from diver_lite.experiments.fashion_mnist.paired import paired_difference
+from diver_lite.core.prepare import from_unit
+from diver_lite.experiments.fashion_mnist.students import CROSS_ARCH, STUDENTS
 
 
 @pytest.mark.parametrize("name", sorted(STUDENTS))
@@ -65,7 +66,7 @@ def test_predd_protocol_follows_predds_evaluator():
     cfg = EvalConfig.from_protocol("predd")
     assert (cfg.epochs, cfg.lr, cfg.warmup) == (1000, 1e-3, 0.5)
     assert cfg.lr_overrides == {"mobilenetv2": 1e-2, "efficientnet": 1e-2, "shufflenetv2": 1e-2}
-    from diver_lite.evaluate import build_student
+    from diver_lite.experiments.fashion_mnist.evaluate import build_student
     resnet = build_student("resnet18", cfg, 10, 32)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in resnet.modules())   # instance norm
     with pytest.raises(ValueError, match="unknown protocol"):
@@ -159,7 +160,7 @@ def test_cross_arch_score_is_predds_five():
 
 
 def test_an_interrupted_evaluation_resumes_without_redoing_finished_runs(tmp_path, monkeypatch):
-    import diver_lite.evaluate as ev
+    import diver_lite.experiments.fashion_mnist.evaluate as ev
 
     monkeypatch.setattr(fm, "DEBIAN_ROOT", tmp_path / "absent")
     runner = CliRunner()
@@ -168,7 +169,7 @@ def test_an_interrupted_evaluation_resumes_without_redoing_finished_runs(tmp_pat
     args = ["evaluate", str(tmp_path / "r.pt"), "--students", "mlp,lenet", "--seeds", "2", "--epochs", "2"]
     reference = runner.invoke(cli, args + ["-o", str(tmp_path / "ref")])
     assert reference.exit_code == 0, reference.output
-    real_run, calls = ev._run, []
+    real_run, calls = ev.run_one, []
 
     def stop_at_third(*item):
         calls.append(item)
@@ -176,12 +177,12 @@ def test_an_interrupted_evaluation_resumes_without_redoing_finished_runs(tmp_pat
             raise KeyboardInterrupt
         return real_run(*item)
 
-    monkeypatch.setattr(ev, "_run", stop_at_third)
+    monkeypatch.setattr(ev, "run_one", stop_at_third)
     stopped = runner.invoke(cli, args + ["-o", str(tmp_path / "e")])
     assert stopped.exit_code == 130 and "--resume" in stopped.output
     assert not (tmp_path / "e" / "results.json").exists()
     calls.clear()
-    monkeypatch.setattr(ev, "_run", lambda *item: calls.append(item) or real_run(*item))
+    monkeypatch.setattr(ev, "run_one", lambda *item: calls.append(item) or real_run(*item))
     resumed = runner.invoke(cli, args + ["-o", str(tmp_path / "e"), "--resume"])
     assert resumed.exit_code == 0, resumed.output
     assert len(calls) == 2 and "(2 kept from before)" in resumed.output          # 4 runs, 2 finished before

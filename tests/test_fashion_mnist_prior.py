@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from diver_lite import fashion_mnist as fm
+from diver_lite.experiments.fashion_mnist import data as fm
 from diver_lite.cli.main import cli
 from diver_lite.errors import InputError
 
@@ -38,7 +38,7 @@ def test_the_vendored_subset_is_the_fallback(monkeypatch, tmp_path):
 
 
 def test_train_prior_smoke_writes_a_loadable_model_and_its_card(tmp_path, monkeypatch):
-    from diver_lite.models import load_models
+    from diver_lite.models.load import load_models
 
     monkeypatch.setattr(fm, "DEBIAN_ROOT", tmp_path / "absent")   # the vendored subset: seconds, not minutes
     out = tmp_path / "prior"

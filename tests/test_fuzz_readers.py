@@ -156,7 +156,7 @@ NPZ_ARRAYS = st.dictionaries(
 @given(st.one_of(st.tuples(st.just("damage"), DAMAGE), st.tuples(st.just("arrays"), NPZ_ARRAYS)))
 def test_fuzz_npz(value):
     def run(tmp: Path):
-        from diver_lite.data import savez
+        from diver_lite.layouts.files import savez
 
         src = tmp / "set.npz"
         kind, v = value
@@ -222,7 +222,8 @@ def test_fuzz_idx(which, dmg, gz):
 
 @pytest.fixture(scope="module")
 def model_folder(tmp_path_factory):
-    from diver_lite.models import build_tiny_models, save_models
+    from diver_lite.models.tiny import build_tiny_models
+    from diver_lite.models.save import save_models
 
     return save_models(build_tiny_models(0), tmp_path_factory.mktemp("fuzz-model") / "m")
 

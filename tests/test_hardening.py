@@ -17,11 +17,10 @@ from click.testing import CliRunner
 
 from conftest import assert_one_line_error, make_images
 from diver_lite.cli.main import cli
-from diver_lite.config import RecoverConfig
-from diver_lite.data import read_set
+from diver_lite.core.config import RecoverConfig
+from diver_lite.layouts import read_set
 from diver_lite.errors import InputError, StorageError
-from diver_lite.pipeline import recover
-
+from diver_lite.pipeline.run import recover
 CLI = [sys.executable, "-m", "diver_lite.cli.main"]
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
@@ -110,7 +109,7 @@ def test_two_processes_under_torchrun_equal_one_process_bit_for_bit(tmp_path):
 
 
 def test_explicit_shards_merge_when_the_last_one_finishes(tmp_path, tiny_models):
-    from diver_lite.pipeline import Shard
+    from diver_lite.pipeline.run_state import Shard
 
     src = _set(tmp_path / "set.pt", 9)
     config = RecoverConfig(batch_size=2)
@@ -205,7 +204,7 @@ def test_a_set_larger_than_memory_is_refused_before_it_is_read(tmp_path, monkeyp
     with pytest.raises(InputError, match="GiB of memory"):
         read_set(tmp_path / "huge.npz")
     # The same check guards .pt files (memory-mapped, sized before any copy) and image folders.
-    monkeypatch.setattr("diver_lite.data.available_memory", lambda: 1000)
+    monkeypatch.setattr("diver_lite.layouts.tensors.available_memory", lambda: 1000)
     with pytest.raises(InputError, match="GiB of memory"):
         read_set(_set(tmp_path / "small.pt", 2))
 

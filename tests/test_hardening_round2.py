@@ -14,8 +14,9 @@ from PIL import Image
 
 from conftest import assert_one_line_error, make_images
 from diver_lite.cli.main import cli
-from diver_lite.data import read_set
-from diver_lite.models import build_tiny_models, save_models
+from diver_lite.layouts import read_set
+from diver_lite.models.tiny import build_tiny_models
+from diver_lite.models.save import save_models
 
 TINY = ["--model", "tiny-random", "--t-init", "2", "--steps", "3", "--device", "cpu", "-q", "--no-png"]
 
@@ -56,7 +57,7 @@ def test_overwrite_never_replaces_the_input_or_a_folder_diver_lite_did_not_write
 def test_npz_arrays_named_like_numpy_keywords_survive(tmp_path):
     src = tmp_path / "kw.npz"
     with open(src, "wb") as f:        # np.savez itself cannot write an array named 'file'
-        from diver_lite.data import savez
+        from diver_lite.layouts.files import savez
 
         savez(f, {"images": (np.random.default_rng(0).random((2, 16, 16, 3)) * 255).astype(np.uint8),
                   "labels": np.array([0, 1]), "allow_pickle": np.arange(3), "file": np.array([7.0])})
@@ -243,7 +244,7 @@ def test_the_cli_starts_without_posix_only_modules(tmp_path):
 
     code = ("import sys; sys.modules['resource'] = None\n"
             "from diver_lite.cli.main import cli\n"
-            "from diver_lite.report import peak_rss_mb, current_rss_bytes\n"
+            "from diver_lite.pipeline.report import peak_rss_mb, current_rss_bytes\n"
             "assert peak_rss_mb() > 0 and current_rss_bytes() > 0\n"
             "print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -5,9 +5,11 @@ import shutil
 import pytest
 import torch
 
-from diver_lite.dit_checkpoint import diffusers_to_original
+from diver_lite.models.dit_checkpoint import diffusers_to_original
 from diver_lite.errors import ModelError
-from diver_lite.models import build_tiny_models, load_models, tie_embedders
+from diver_lite.models.tiny import build_tiny_models
+from diver_lite.models.load import load_models
+from diver_lite.models.tying import tie_embedders
 
 
 def _dit_out(models, seed=0):
@@ -94,7 +96,7 @@ def test_repo_id_resolves_from_the_local_cache_offline(tmp_path, tiny_model_dir,
 
 
 def test_no_model_and_missing_path_say_what_to_pass(tmp_path, monkeypatch):
-    monkeypatch.setattr("diver_lite.models.EMBEDDED_DEFAULT", tmp_path / "not-installed")
+    monkeypatch.setattr("diver_lite.models.source.EMBEDDED_DEFAULT", tmp_path / "not-installed")
     with pytest.raises(ModelError, match="--model"):
         load_models(None)
     with pytest.raises(ModelError, match="does not exist"):
@@ -106,8 +108,7 @@ def test_a_repo_is_downloaded_once_when_online_and_never_when_offline(tmp_path, 
     import huggingface_hub
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    from diver_lite import hub
-
+    from diver_lite.models import hub
     calls = []
 
     def fake_snapshot_download(repo_id, local_files_only=False, **kwargs):

@@ -14,11 +14,11 @@ from click.testing import CliRunner  # noqa: E402
 
 from conftest import make_images  # noqa: E402
 from diver_lite.cli.main import cli  # noqa: E402
-from diver_lite.config import RecoverConfig  # noqa: E402
+from diver_lite.core.config import RecoverConfig  # noqa: E402
 from diver_lite.errors import ConfigError, ExportError  # noqa: E402
-from diver_lite.export.ort import OrtBackend  # noqa: E402
-from diver_lite.recovery import recover_batch  # noqa: E402
-from diver_lite.schedule import build_plan  # noqa: E402
+from diver_lite.backends.ort import OrtBackend  # noqa: E402
+from diver_lite.core.recovery import recover_batch  # noqa: E402
+from diver_lite.core.schedule import build_schedule  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,8 @@ def test_export_writes_validated_graphs_with_a_symbolic_batch(onnx_fp32):
 def test_validation_catches_a_corrupted_graph(tmp_path, onnx_fp32, tiny_models):
     import shutil
 
-    from diver_lite.export.onnx import DiTGraph, example_inputs, validate_graph
+    from diver_lite.export.graphs.dit import DiTGraph
+    from diver_lite.export.onnx import example_inputs, validate_graph
 
     shutil.copy(onnx_fp32 / "dit.onnx", tmp_path / "dit.onnx")
     data = np.frombuffer((onnx_fp32 / "dit.onnx.data").read_bytes(), dtype=np.float32)
@@ -67,7 +68,7 @@ def test_validation_catches_a_corrupted_graph(tmp_path, onnx_fp32, tiny_models):
 def test_onnxruntime_recovery_equals_torch(onnx_fp32, tiny_backend, config):
     ort = OrtBackend(onnx_fp32, device="cpu")
     x, y = make_images(3), np.array([4, 100, 999])
-    plan = build_plan(config, tiny_backend.schedule)
+    plan = build_schedule(config, tiny_backend.schedule)
     ours = recover_batch(ort, x, y, [0, 1, 2], config, plan, "imagenet")
     ref = recover_batch(tiny_backend, x, y, [0, 1, 2], config, plan, "imagenet")
     assert psnr(ours, ref) >= 40, psnr(ours, ref)
@@ -78,11 +79,11 @@ def test_the_guided_step_graph_is_one_diver_step(onnx_fp32, tiny_backend):
     """Looping guided_step.onnx over the plan reproduces the sampler (every step conditional)."""
     import onnxruntime as ort
 
-    from diver_lite.export.onnx import step_params_array
-    from diver_lite.sampler import diver_sample
+    from diver_lite.export.graphs.guided_step import step_params_array
+    from diver_lite.core.sampler import diver_sample
 
     config = RecoverConfig(label_phase="all", guidance_scale=0.8)
-    plan = build_plan(config, tiny_backend.schedule)
+    plan = build_schedule(config, tiny_backend.schedule)
     rng = np.random.default_rng(0)
     z_inh, eps = rng.standard_normal((2, 4, 4, 4), dtype=np.float32), rng.standard_normal((2, 4, 4, 4), np.float32)
     labels = np.array([3, 9])
@@ -101,7 +102,7 @@ def test_int8_export_stays_close_to_torch(tmp_path, tiny_models, tiny_backend):
 
     export_models(tiny_models, tmp_path, "int8", graphs=("dit", "vae_encoder", "vae_decoder"))
     x, y, config = make_images(2), np.array([1, 2]), RecoverConfig()
-    plan = build_plan(config, tiny_backend.schedule)
+    plan = build_schedule(config, tiny_backend.schedule)
     ours = recover_batch(OrtBackend(tmp_path, device="cpu"), x, y, [0, 1], config, plan, "imagenet")
     ref = recover_batch(tiny_backend, x, y, [0, 1], config, plan, "imagenet")
     assert psnr(ours, ref) >= 28, psnr(ours, ref)
@@ -165,14 +166,14 @@ def test_recovery_through_the_guided_step_graph_equals_the_dit_graph(onnx_fp32, 
     assert "null class" in manifest["graphs"]["guided_step"]["contract"]
     dit, step = OrtBackend(onnx_fp32, device="cpu"), OrtBackend(onnx_fp32, device="cpu", graph="guided_step")
     x, y = make_images(3), np.array([4, 100, 999])
-    plan = build_plan(config, dit.schedule)
+    plan = build_schedule(config, dit.schedule)
     ours = recover_batch(step, x, y, [0, 1, 2], config, plan, "imagenet")
     ref = recover_batch(dit, x, y, [0, 1, 2], config, plan, "imagenet")
     np.testing.assert_allclose(ours, ref, atol=1e-4)
     assert step.describe()["graph"] == "guided_step"
     with pytest.raises(ConfigError, match="DDIM"):
         ddpm = RecoverConfig(sampler="ddpm")
-        recover_batch(step, x, y, [0, 1, 2], ddpm, build_plan(ddpm, dit.schedule), "imagenet")
+        recover_batch(step, x, y, [0, 1, 2], ddpm, build_schedule(ddpm, dit.schedule), "imagenet")
     with pytest.raises(ConfigError, match="CFG on 3 channels, the run asks for 4"):
         OrtBackend(onnx_fp32, device="cpu", cfg_channels=4, graph="guided_step")
 
@@ -189,7 +190,7 @@ def test_cli_recovers_through_the_guided_step_graph(tmp_path, onnx_fp32, dm_file
 def test_execution_providers_are_chosen_by_name_and_a_missing_one_is_refused(tmp_path, onnx_fp32, dm_file):
     import onnxruntime
 
-    from diver_lite.export.ort import named_providers
+    from diver_lite.backends.providers import named_providers
 
     assert named_providers("cpu") == ["CPUExecutionProvider"]
     installed = onnxruntime.get_available_providers()
@@ -204,3 +205,27 @@ def test_execution_providers_are_chosen_by_name_and_a_missing_one_is_refused(tmp
     torch_backend = CliRunner().invoke(cli, ["recover", str(dm_file), "-o", str(tmp_path / "t"), "--model",
                                              "tiny-random", "--provider", "cpu"])
     assert torch_backend.exit_code == 2 and "--backend onnxruntime" in torch_backend.output
+
+
+def test_graphs_are_exported_in_the_precision_their_provider_runs_best(tmp_path, dm_file):
+    from diver_lite.backends.providers import precision_advice, preferred_precision
+
+    assert [preferred_precision(p) for p in ("cpu", "cuda", "tensorrt", "directml", "coreml", "openvino")] == \
+        ["int8", "fp16", "fp16", "fp16", "fp16", "fp32"]
+    assert "export --provider cuda" in precision_advice("int8", "CUDAExecutionProvider")
+    assert precision_advice("fp16", "CUDAExecutionProvider") is None
+    assert precision_advice("int8", "CPUExecutionProvider") is None
+    # For a provider not installed here: exported for it (recorded), then run on the CPU with the mismatch named.
+    out = tmp_path / "coreml"
+    result = CliRunner().invoke(cli, ["export", "--model", "tiny-random", "-o", str(out), "--provider", "coreml",
+                                      "--graphs", "dit,vae_encoder,vae_decoder"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["precision"] == "fp16" and manifest["made_for"] == "CoreMLExecutionProvider"
+    assert manifest["graphs"]["dit"]["precision"] == "fp16" and manifest["graphs"]["vae_decoder"]["precision"] == "fp32"
+    result = CliRunner().invoke(cli, ["recover", str(dm_file), "-o", str(tmp_path / "r"), "--backend", "onnxruntime",
+                                      "--onnx", str(out), "--device", "cpu", "-q", "--no-png"])
+    assert result.exit_code == 0, result.output
+    assert "Warning: the DiT graphs are fp16 but run on the CPU provider" in result.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["backend_warnings"] and report["provider"] == "CPUExecutionProvider"

@@ -9,11 +9,9 @@ from click.testing import CliRunner
 
 from diver_lite.cli.main import cli
 from conftest import assert_one_line_error, make_images
-from diver_lite.config import RecoverConfig
-from diver_lite.data import read_set
-from diver_lite.pipeline import recover
-
-
+from diver_lite.core.config import RecoverConfig
+from diver_lite.layouts import read_set
+from diver_lite.pipeline.run import recover
 def run_cli(*args):
     result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
     return result
@@ -115,7 +113,6 @@ def test_the_python_api_is_the_cli(tmp_path, dm_file):
     """from diver_lite import recover, RecoverConfig: what a notebook calls, with the CLI's result."""
     from diver_lite import RecoverConfig as Config
     from diver_lite import recover as api_recover
-
     report = api_recover(dm_file, tmp_path / "api", Config(t_init=2, steps=3), model="tiny-random", device="cpu",
                          write_pngs=False)
     assert report["merged"] and report["input"]["images"] == 6

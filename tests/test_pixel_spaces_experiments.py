@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from conftest import assert_one_line_error, make_images
 from diver_lite.cli.main import cli
-from diver_lite.data import read_set, write_set
+from diver_lite.layouts import read_set, write_set
 from diver_lite.errors import InputError
-from diver_lite.prepare import custom_space, from_unit, to_unit, to_vae_input
+from diver_lite.core.prepare import custom_space, from_unit, to_unit, to_vae_input
 
 RUN = ["--model", "tiny-random", "-q", "--no-png", "--t-init", "2", "--steps", "3", "--device", "cpu"]
 

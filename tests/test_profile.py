@@ -37,7 +37,7 @@ def test_profile_reports_memory_time_estimate_and_fidelity_per_plan(profiled):
     assert "| bf16+offload-stream |" in (out / "profile.md").read_text() and "| bf16+offload-stream |" in output
     from PIL import Image
 
-    from diver_lite.profiling import profile_chart
+    from diver_lite.profiling.profile import profile_chart
 
     png = np.asarray(Image.open(out / "profile.png").convert("RGB"))
     assert png.shape[1] >= 760 and (png < 250).any(axis=2).mean() > 0.02   # drawn on, not blank

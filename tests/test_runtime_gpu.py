@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from diver_lite.config import RecoverConfig
-from diver_lite.runtime_plan import RuntimePlan
+from diver_lite.core.config import RecoverConfig
+from diver_lite.memory.plan import RuntimePlan
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -16,16 +16,16 @@ CONFIG = RecoverConfig(t_init=6, steps=7, batch_size=4)
 
 
 def _recover(plan, model=None):
-    from diver_lite import fashion_mnist as fm
-    from diver_lite.pipeline import load_backend
-    from diver_lite.prepare import from_unit, to_unit
-    from diver_lite.recovery import recover_batch
-    from diver_lite.schedule import build_plan
+    from diver_lite.experiments.fashion_mnist import data as fm
+    from diver_lite.pipeline.engine import EngineSpec, build_engine
+    from diver_lite.core.prepare import from_unit, to_unit
+    from diver_lite.core.recovery import recover_batch
+    from diver_lite.core.schedule import build_schedule
 
     raw, labels, _ = fm.load("test")
     x, y = from_unit(fm.to_images(raw[:8]), "imagenet"), labels[:8]
-    backend = load_backend("torch", model, device="cuda", plan=plan)
-    out = recover_batch(backend, x, y, list(range(8)), CONFIG, build_plan(CONFIG, backend.schedule), "imagenet")
+    backend = build_engine(EngineSpec(model=model, device="cuda", plan=plan))
+    out = recover_batch(backend, x, y, list(range(8)), CONFIG, build_schedule(CONFIG, backend.schedule), "imagenet")
     return to_unit(out, "imagenet"), backend
 
 

@@ -4,18 +4,19 @@ import numpy as np
 import torch
 
 from conftest import make_images
-from diver_lite import noise
-from diver_lite.config import RecoverConfig
-from diver_lite.models import DIT_SCHEDULE
-from diver_lite.prepare import from_vae_output, to_vae_input
-from diver_lite.recovery import inherit, recover_batch
-from diver_lite.sampler import diver_sample
-from diver_lite.schedule import build_plan
+from diver_lite.core import noise
+from diver_lite.core.config import RecoverConfig
+from diver_lite.models.diver_models import DIT_SCHEDULE
+from diver_lite.core.prepare import from_vae_output, to_vae_input
+from diver_lite.core.recovery import inherit, recover_batch
+from diver_lite.core.sampler import diver_sample
+from diver_lite.core.schedule import build_schedule
 
 
 def _recover(backend, x, labels, config, indices=None, space="imagenet"):
     indices = list(range(len(x))) if indices is None else indices
-    return recover_batch(backend, x, np.asarray(labels), indices, config, build_plan(config, backend.schedule), space)
+    schedule = build_schedule(config, backend.schedule)
+    return recover_batch(backend, x, np.asarray(labels), indices, config, schedule, space)
 
 
 def predd_reference(models, x, labels, keys, seed, t_init, K, cfg_scale=4.0):
@@ -63,9 +64,9 @@ def test_lambda_0_label_phase_all_ddpm_reproduces_predd(tiny_models, tiny_backen
 
 
 def _latent_run(models, config, z_inh, eps, labels):
-    from diver_lite.denoiser import TorchDenoiser
+    from diver_lite.backends.denoiser import TorchDenoiser
 
-    plan = build_plan(config, DIT_SCHEDULE)
+    plan = build_schedule(config, DIT_SCHEDULE)
     return diver_sample(TorchDenoiser(models.transformer, models.null_class), z_inh, eps, labels, plan)
 
 
@@ -83,13 +84,13 @@ def test_an_exact_denoiser_returns_the_inherited_latent(tiny_models):
     g = torch.Generator().manual_seed(1)
     z_inh, eps = torch.randn(2, 4, 4, 4, generator=g), torch.randn(2, 4, 4, 4, generator=g)
     config = RecoverConfig(t_init=20, steps=20, guidance_scale=1.0)
-    abar = {p.timestep: p.alpha_bar for p in build_plan(config, DIT_SCHEDULE).steps}
+    abar = {p.timestep: p.alpha_bar for p in build_schedule(config, DIT_SCHEDULE).steps}
 
     def oracle(x, t, labels, cfg_scale):
         e = (x - abar[t] ** 0.5 * z_inh) / (1 - abar[t]) ** 0.5
         return torch.cat([e, torch.zeros_like(e)], 1)
 
-    out = diver_sample(oracle, z_inh, eps, None, build_plan(config, DIT_SCHEDULE))
+    out = diver_sample(oracle, z_inh, eps, None, build_schedule(config, DIT_SCHEDULE))
     torch.testing.assert_close(out, z_inh, atol=1e-5, rtol=1e-5)
 
 
@@ -111,7 +112,7 @@ def test_fusion_runs_unconditional_steps_before_the_concrete_phase():
         calls.append((t, labels is None, cfg_scale))
         return torch.zeros(x.shape[0], 2 * x.shape[1], *x.shape[2:])
 
-    plan = build_plan(RecoverConfig(t_init=10, steps=6, cfg_scale=3.0), DIT_SCHEDULE)  # window 0:2
+    plan = build_schedule(RecoverConfig(t_init=10, steps=6, cfg_scale=3.0), DIT_SCHEDULE)  # window 0:2
     diver_sample(spy, torch.zeros(1, 4, 2, 2), torch.zeros(1, 4, 2, 2), torch.tensor([5]), plan)
     assert [c[0] for c in calls] == [round(i * 999 / 49) for i in range(5, -1, -1)]
     assert [c[1] for c in calls] == [True, True, True, False, False, False]
@@ -135,7 +136,7 @@ def test_each_image_has_its_own_seed_stream(tiny_backend):
 
 def test_ncfm_mosaics_come_back_as_mosaics_of_the_input_size(tiny_backend):
     x = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
-    plan = build_plan(RecoverConfig(), DIT_SCHEDULE)
+    plan = build_schedule(RecoverConfig(), DIT_SCHEDULE)
     out = recover_batch(tiny_backend, x, np.array([1, 2]), [0, 1], RecoverConfig(), plan, "unit", mosaic=True)
     assert out.shape == (2, 3, 64, 64) and np.isfinite(out).all()
     # Each quadrant is recovered on its own: changing one input quadrant leaves the other three alone.

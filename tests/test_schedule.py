@@ -7,11 +7,11 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
-from diver_lite.config import RecoverConfig
+from diver_lite.core.config import RecoverConfig
 from diver_lite.errors import ConfigError
-from diver_lite.guidance import ddim_update, ddpm_update, learned_sigma, predict_x0
-from diver_lite.models import DIT_SCHEDULE
-from diver_lite.schedule import StepParams, alphas_cumprod, build_plan, respaced_timesteps
+from diver_lite.core.guidance import ddim_update, ddpm_update, learned_sigma, predict_x0
+from diver_lite.models.diver_models import DIT_SCHEDULE
+from diver_lite.core.schedule import StepParams, alphas_cumprod, build_schedule, respaced_timesteps
 
 
 def _diffusers_ddpm(schedule=DIT_SCHEDULE, steps=50):
@@ -30,22 +30,22 @@ def test_numpy_schedule_equals_diffusers_bit_for_bit(schedule, steps):
 
 
 def test_respacing_is_dits_linspace_not_leading():
-    plan = build_plan(RecoverConfig(t_init=49, steps=50), DIT_SCHEDULE)
+    plan = build_schedule(RecoverConfig(t_init=49, steps=50), DIT_SCHEDULE)
     taus = [p.timestep for p in reversed(plan.steps)]
     assert taus == [round(i * 999 / 49) for i in range(50)]
     assert taus[:3] == [0, 20, 41] and taus[-1] == 999
 
 
 def test_truncated_run_starts_at_k_minus_1_and_noises_to_t_init():
-    plan = build_plan(RecoverConfig(t_init=10, steps=15), DIT_SCHEDULE)
+    plan = build_schedule(RecoverConfig(t_init=10, steps=15), DIT_SCHEDULE)
     assert [p.index for p in plan.steps] == list(range(14, -1, -1))
     assert plan.init_timestep == round(10 * 999 / 49) == 204
-    aligned = build_plan(RecoverConfig(t_init=10, steps=15, align=True), DIT_SCHEDULE)
+    aligned = build_schedule(RecoverConfig(t_init=10, steps=15, align=True), DIT_SCHEDULE)
     assert aligned.steps[0].index == 10 and len(aligned.steps) == 11
 
 
 def test_forward_noise_matches_diffusers_add_noise():
-    plan = build_plan(RecoverConfig(t_init=20, steps=20), DIT_SCHEDULE)
+    plan = build_schedule(RecoverConfig(t_init=20, steps=20), DIT_SCHEDULE)
     sched = _diffusers_ddpm()
     z, eps = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
     ours = plan.init_alpha_bar ** 0.5 * z + (1 - plan.init_alpha_bar) ** 0.5 * eps
@@ -54,12 +54,12 @@ def test_forward_noise_matches_diffusers_add_noise():
 
 
 def test_fusion_concrete_phase_and_guidance_window():
-    plan = build_plan(RecoverConfig(t_init=10, steps=15, guidance_scale=0.5), DIT_SCHEDULE)  # window 0:6
+    plan = build_schedule(RecoverConfig(t_init=10, steps=15, guidance_scale=0.5), DIT_SCHEDULE)  # window 0:6
     for p in plan.steps:
         assert p.conditional == (p.index <= 6)
         assert p.cfg_scale == (4.0 if p.index <= 6 else 1.0)
         assert p.guidance == (0.5 if p.index <= 6 else 0.0)
-    every = build_plan(RecoverConfig(label_phase="all", guidance_window=(2, 4)), DIT_SCHEDULE)
+    every = build_schedule(RecoverConfig(label_phase="all", guidance_window=(2, 4)), DIT_SCHEDULE)
     assert all(p.conditional for p in every.steps)
     assert [p.index for p in every.steps if p.guidance] == [4, 3, 2]
 
@@ -79,7 +79,7 @@ def test_ddim_update_equals_diffusers_ddim_step():
 
 
 def test_ddpm_update_and_learned_sigma_equal_diffusers_learned_range():
-    plan = build_plan(RecoverConfig(t_init=49, steps=50, sampler="ddpm"), DIT_SCHEDULE)
+    plan = build_schedule(RecoverConfig(t_init=49, steps=50, sampler="ddpm"), DIT_SCHEDULE)
     sched = _diffusers_ddpm()
     x, out = torch.randn(2, 4, 8, 8), torch.randn(2, 8, 8, 8) * 0.5
     for p in plan.steps:
@@ -94,7 +94,7 @@ def test_ddpm_update_and_learned_sigma_equal_diffusers_learned_range():
 
 
 def test_sigma_at_the_last_step_is_clipped_as_in_dit():
-    plan = build_plan(RecoverConfig(t_init=49, steps=50), DIT_SCHEDULE)
+    plan = build_schedule(RecoverConfig(t_init=49, steps=50), DIT_SCHEDULE)
     last, before = plan.steps[-1], plan.steps[-2]
     assert last.index == 0 and last.log_posterior_var == before.log_posterior_var
     # beta_0 = 1e-4; diffusers keeps alphas_cumprod in float32, hence the tolerance.

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.slow
 def test_tying_dit_xl2_embedders_saves_75m_parameters_and_keeps_outputs():
     from diffusers import DiTTransformer2DModel
 
-    from diver_lite.models import equalize_embedders, tie_embedders
+    from diver_lite.models.tying import equalize_embedders, tie_embedders
 
     torch.manual_seed(0)
     dit = DiTTransformer2DModel(out_channels=8).eval()

@@ -1,0 +1,84 @@
+"""`diver-lite distill`: stage 1 on Fashion-MNIST or an image folder, DM or the random-real baseline."""
+
+from pathlib import Path
+
+import click
+
+EXAMPLE = """
+\b
+Examples:
+  diver-lite distill -o runs/dm_ipc1.pt --ipc 1                       # DM, 200 iterations
+  diver-lite distill -o runs/real_ipc10.pt --ipc 10 --method random-real
+  diver-lite recover runs/dm_ipc1.pt -o runs/dm_ipc1_recovered         # stage 2, the embedded prior
+"""
+
+
+@click.command(epilog=EXAMPLE, context_settings={"show_default": True})
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
+              help="The distilled set, written in the DM layout ({'data': [[X, y]], 'res': 32}).")
+@click.option("--method", type=click.Choice(["dm", "random-real"]), default="dm")
+@click.option("--ipc", type=click.IntRange(min=1), default=1, help="Images per class (1, 10, 50, ...).")
+@click.option("--iterations", type=click.IntRange(min=1), default=200, help="DM iterations.")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Fashion-MNIST: a folder with its IDX files (default: Debian's package, else the vendored "
+              "subset). Your own data: an image folder <class>/<image> (square images up to --max-size).")
+@click.option("--max-size", type=click.IntRange(min=8), default=64, help="Largest image side --data may have.")
+@click.option("--seed", type=click.IntRange(min=0), default=0)
+@click.option("--overwrite", is_flag=True)
+def distill(out, method, ipc, iterations, data, max_size, seed, overwrite):
+    """Distil Fashion-MNIST (3-channel 32x32) or an image folder into IPC images per class with Distribution
+    Matching and DSA, or pick IPC real images per class at random (the baseline)."""
+    import numpy as np
+    import torch
+
+    from diver_lite.experiments.datasets import load_images
+    from diver_lite.experiments.fashion_mnist import data as fm
+    from diver_lite.layouts.tensors import atomic_torch_save
+    from diver_lite.experiments.fashion_mnist.distill import distill_dm, random_real
+    from diver_lite.errors import ConfigError, OutputError
+    from diver_lite.pipeline.output_policy import check_outside_inputs
+    from diver_lite.cli.progress import step_bar
+
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out} exists", "pass --overwrite or pick another -o")
+    if out.exists() and not _written_by_distill(out):
+        raise OutputError(f"{out} exists and was not written by diver-lite distill",
+                          "--overwrite only replaces an earlier distilled set: pick another -o")
+    check_outside_inputs(out, [data if data is not None else fm.DEBIAN_ROOT])
+    if out.suffix != ".pt":
+        raise ConfigError(f"-o {out} should end in .pt (the DM layout)", "e.g. -o runs/dm_ipc1.pt")
+    train = load_images(data, "train", max_size)
+    x, labels, source = train.images, train.labels, train.source
+    counts = np.bincount(labels, minlength=train.num_classes)
+    if ipc > min(counts):
+        raise ConfigError(f"--ipc {ipc} exceeds the {min(counts)} images of the smallest class in {source}",
+                          "lower --ipc or use the full data set")
+    if method == "dm":
+        with step_bar(iterations, "DM", "it") as update:
+            syn, y, losses = distill_dm(x, labels, ipc, iterations, seed,
+                                        log=lambda i, loss: update(i + 1, loss=loss))
+        info = {"method": "DM", "iterations": iterations, "final_loss": losses[-1]}
+    else:
+        syn, y = random_real(x, labels, ipc, seed)
+        info = {"method": "random-real"}
+    obj = {"data": [[torch.from_numpy(syn), torch.from_numpy(y)]], "res": int(syn.shape[-1]),
+           "source": (f"Fashion-MNIST train ({source}), 3x32x32, ImageNet-normalised" if train.kind == "fashion-mnist"
+                      else f"image folder {source}, 3x{train.size}x{train.size}, ImageNet-normalised"),
+           "classes": list(train.classes), "written_by": "diver-lite distill",
+           "ipc": ipc, "seed": seed, **info}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_torch_save(obj, out)
+    click.echo(f"Wrote {len(y)} images ({method}, IPC {ipc}) -> {out}")
+
+
+def _written_by_distill(path) -> bool:
+    """An earlier `diver-lite distill` output: a DM dict with the method and source this command writes."""
+    from diver_lite.layouts.tensors import load_tensors
+    from diver_lite.errors import InputError
+
+    try:
+        obj = load_tensors(path)
+    except InputError:
+        return False
+    return isinstance(obj, dict) and "method" in obj and (obj.get("written_by") == "diver-lite distill"
+                                                          or str(obj.get("source", "")).startswith("Fashion-MNIST"))

@@ -1,0 +1,164 @@
+"""`diver-lite evaluate`: cross-architecture accuracy of distilled or recovered sets on real test images."""
+
+import json
+from pathlib import Path
+
+import click
+
+# The students, listed without importing torch (so --help stays fast); experiments.fashion_mnist.students.STUDENTS
+# has them.
+STUDENT_NAMES = ("convnet", "mlp", "lenet", "resnet18", "mobilenetv2", "efficientnet", "shufflenetv2", "vit")
+
+EXAMPLE = """
+\b
+Examples:
+  diver-lite evaluate runs/dm_ipc1.pt runs/dm_ipc1_recovered/dm_ipc1.pt -o runs/eval_ipc1
+  diver-lite evaluate runs/dm_ipc1.pt -o runs/quick --students convnet,resnet18 --seeds 1 --epochs 50
+  diver-lite evaluate runs/dm.pt runs/diver/dm.pt --protocol predd --jobs 2 -o runs/eval_predd
+\b
+  # the ImageNet-subset protocol: a local val folder, one sub-folder per class in local label order
+  diver-lite evaluate recovered/res_DM.pt -o runs/nette --test-folder imagenette/val --protocol predd
+"""
+
+
+@click.command(epilog=EXAMPLE, context_settings={"show_default": True})
+@click.argument("sets", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
+              help="Folder for results.json, results.md and results.png.")
+@click.option("--protocol", type=click.Choice(["dc", "predd"]), default="dc",
+              help="dc: DC/DM's evaluator (300 epochs, lr 0.01). predd: PReDD's (1000 epochs, lr 1e-3 / 1e-2 for "
+              "MobileNetV2, EfficientNet, ShuffleNetV2, warm-up over half the epochs, instance-norm ResNet-18).")
+@click.option("--students", default=",".join(STUDENT_NAMES),
+              help="Comma-separated: convnet (the proxy), mlp, lenet, resnet18 (width 16), mobilenetv2 (x0.5), "
+              "efficientnet (B0-style x0.5), shufflenetv2 (x0.5), vit. The cross-arch score averages vit, "
+              "efficientnet, shufflenetv2, mobilenetv2, resnet18 (PReDD's).")
+@click.option("--seeds", type=click.IntRange(min=1), default=5, help="Runs per student (seeds 0..N-1).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the protocol's epochs.")
+@click.option("--baseline", type=click.Path(path_type=Path), default=None,
+              help="The set the others are compared with, paired by student and seed (mean difference, 95 % "
+              "interval); default: the first SET.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1,
+              help="Processes training students side by side (one thread each); results do not depend on it.")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Fashion-MNIST IDX folder for the test split (default: Debian's package, else the subset), or "
+              "the image folder the sets were distilled from: its --test-folder images are then padded as "
+              "train-prior and distill padded it.")
+@click.option("--max-size", type=click.IntRange(min=8), default=64, help="Largest image side --data may have.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted evaluation in the same -o folder: finished "
+              "student runs (kept as they end) are not trained again.")
+@click.option("--test-folder", type=click.Path(path_type=Path), default=None,
+              help="Real test images as <class>/<image> (sorted class folders = local labels), resized to the "
+              "set's size: the ImageNet-subset protocol with a local val folder.")
+def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data, max_size, resume, test_folder):
+    """Train each student only on each SET (hard labels, DSA, EMA with BN statistics re-estimated) and test it on
+    real images; reports mean ± std over seeds, the cross-architecture score, and every set's paired difference
+    against the baseline set."""
+    from PIL import Image
+
+    from diver_lite.experiments.datasets import is_image_folder, load_images
+    from diver_lite.experiments.fashion_mnist import data as fm
+    from diver_lite.layouts import read_set
+    from diver_lite.errors import ConfigError, InputError
+    from diver_lite.pipeline.output_policy import check_output, mark
+    from diver_lite.experiments.fashion_mnist.evaluate import EvalConfig, evaluate_sets
+    from diver_lite.experiments.fashion_mnist.evaluate_report import chart, render_table
+    from diver_lite.pipeline.run_state import fingerprint
+    from diver_lite.core.prepare import from_unit, resize, to_unit
+    from diver_lite.cli.progress import step_bar
+
+    names = tuple(s.strip() for s in students.split(",") if s.strip())
+    unknown = sorted(set(names) - set(STUDENT_NAMES))
+    if unknown or not names:
+        raise ConfigError(f"unknown students {unknown}", f"choose from {', '.join(STUDENT_NAMES)}")
+    check_output(out, [*sets, test_folder, data], resume=resume)
+    labels = [str(p) for p in sets]
+    if len(set(labels)) != len(labels):
+        raise ConfigError("a set is given twice", "name each set once")
+    base = labels[0] if baseline is None else str(baseline)
+    if base not in labels:
+        raise ConfigError(f"--baseline {base} is not one of the sets", "give one of the SET paths as --baseline")
+    cfg = EvalConfig.from_protocol(protocol, students=names, seeds=tuple(range(seeds)),
+                                   **({"epochs": epochs} if epochs else {}))
+    loaded = [(label, read_set(p)) for label, p in zip(labels, sets)]
+    size = loaded[0][1].images.shape[-1]
+    if is_image_folder(data):
+        if test_folder is None:
+            raise ConfigError(f"{data} is an image folder: it has no test split", "give --test-folder with real test "
+                              "images of the same classes")
+        test = load_images(test_folder, "test", max_size)
+        test_x, test_y = from_unit(resize(test.images, size, antialias=True), "imagenet"), test.labels
+    elif test_folder is not None:
+        test = read_set(test_folder, layout="folder")
+        test_x, test_y = from_unit(resize(to_unit(test.images, "unit"), size, antialias=True), "imagenet"), test.labels
+    else:
+        images, test_y, _ = fm.load("test", data)
+        test_x = from_unit(resize(fm.to_images(images), size, antialias=True), "imagenet")
+    classes = int(test_y.max()) + 1
+    for label, dset in loaded:
+        bad = sorted({int(c) for c in dset.hard_labels if not 0 <= c < classes})
+        if bad:
+            raise InputError(f"{label} has labels {bad[:5]} outside the test split's {classes} classes",
+                             "evaluate a set distilled from the same data as the test split (or --test-folder)")
+        unseen = sorted(set(int(c) for c in test_y) - {int(c) for c in dset.hard_labels})
+        if unseen:   # a student cannot predict a class it never saw: its accuracy would say nothing
+            raise InputError(f"the test split has classes {unseen[:5]} of which {label} holds no image",
+                             "evaluate a set with every class of the test split (or a --test-folder of its "
+                             "classes)")
+    inputs = {}
+    for label, dset in loaded:
+        click.echo(f"{label}: {len(dset)} images", err=True)
+        x = from_unit(to_unit(dset.images, dset.pixel_space), "imagenet")
+        inputs[label] = (resize(x if x.shape[1] == 3 else x.repeat(3, axis=1), size, antialias=True),
+                         dset.hard_labels)
+    mark(out, "evaluate")
+    keys = {label: fingerprint(dset) for label, dset in loaded}
+    done, keep = _kept_runs(out, cfg, keys, test_x, test_y)
+    total = len(inputs) * len(names) * seeds
+    click.echo(f"{total} student runs ({len(done)} kept from before), protocol {protocol} ({cfg.epochs} epochs), "
+               f"{jobs} process(es)", err=True)
+    with step_bar(total, "evaluate", "run", initial=len(done)) as update:
+        finished = [len(done)]
+
+        def progress(item, accuracies):
+            keep(item, accuracies)
+            finished[0] += 1
+            update(finished[0], last=f"{Path(item[0]).name} {item[1]} {accuracies[0]:.1f}%")
+        results = evaluate_sets(inputs, test_x, test_y, cfg, baseline=base if len(inputs) > 1 else None,
+                                jobs=jobs, done=done, on_result=progress)
+    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
+    (out / "results.json").write_text(json.dumps({"config": config, "baseline": base, "results": results},
+                                                 indent=2))
+    table = render_table(results, cfg, base)
+    (out / "results.md").write_text(table)
+    Image.fromarray(chart(results, names)).save(out / "results.png")
+    click.echo(table)
+
+
+def _kept_runs(out: Path, cfg, keys: dict, test_x, test_y):
+    """Finished runs of an earlier, interrupted evaluation with the same sets, test split and settings (from
+    OUT/.diver-lite/runs.jsonl), and the function that appends each new one as it finishes."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256(json.dumps({k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()
+                                   if k not in ("students", "seeds")}, sort_keys=True).encode())
+    h.update(np.ascontiguousarray(test_x).tobytes()[:1 << 20] + np.ascontiguousarray(test_y).tobytes())
+    setting = h.hexdigest()[:16]
+    path = out / ".diver-lite" / "runs.jsonl"
+    by_key = {v: k for k, v in keys.items()}
+    done = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+                if row["setting"] == setting and row["set"] in by_key:
+                    done[(by_key[row["set"]], row["student"], row["seed"])] = (row["ema"], row["raw"])
+            except (ValueError, KeyError, TypeError):
+                continue            # a line cut off by a kill: that run is simply done again
+
+    def keep(item, accuracies):
+        with open(path, "a") as f:
+            f.write(json.dumps({"setting": setting, "set": keys[item[0]], "student": item[1], "seed": item[2],
+                                "ema": accuracies[0], "raw": accuracies[1]}) + "\n")
+    return done, keep

@@ -1,0 +1,115 @@
+"""`diver-lite profile`: peak memory, time and fidelity of each runtime plan against the fp32 reference."""
+
+from pathlib import Path
+
+import click
+
+from diver_lite.core.config import RecoverConfig
+from diver_lite.errors import ConfigError
+
+EXAMPLE = """
+\b
+Examples:
+  # the embedded default on 16 real Fashion-MNIST test images: fp32, bf16, int8 and the offload plans
+  diver-lite profile -o out/profile
+\b
+  # DiT-XL/2 from a diffusers folder on a GPU, the plans you name, 2 images
+  diver-lite profile -o out/xl --model ./DiT-XL-2-256 --device cuda --images 2 \\
+      --plans fp16,int8,fp16+offload-stream
+\b
+Plans are written precision[+offload-X][+vae-P][+slice-N][+vae-slicing][+vae-tiling][+keep-modulation],
+e.g. int8+keep-modulation or bf16+offload-stream+vae-slicing. Each runs in its own process; the fp32 reference
+always runs first. Outputs: profile.json, profile.md, profile.png.
+"""
+
+
+@click.command(epilog=EXAMPLE, context_settings={"show_default": True})
+@click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Report folder.")
+@click.option("--model", default=None, help="As for recover.  [default: the embedded Fashion-MNIST prior]")
+@click.option("--vae", default=None, help="As for recover.")
+@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+@click.option("--plans", default=None, help="Comma-separated plans to compare with fp32.  [default: bf16, int8, "
+              "bf16+offload-model, bf16+offload-stream on CPU; fp16, bf16, int8 and the offloads on CUDA]")
+@click.option("--images", "num_images", type=click.IntRange(min=1), default=16,
+              help="Images to recover per plan (the first of INPUT, or of the real Fashion-MNIST test split).")
+@click.option("--layout", default=None, help="INPUT's layout; detected when omitted.")
+@click.option("--subset", default=None, help="ImageNet class map for INPUT's labels (as for recover).")
+@click.option("--t-init", type=click.IntRange(min=0), default=10, help="As for recover.")
+@click.option("--steps", type=click.IntRange(min=1), default=15, help="As for recover.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, help="Images per DiT batch.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, help="Run seed (the same for every plan).")
+@click.option("--judge/--no-judge", default=None, help="Report how often a real-data classifier agrees with the "
+              "reference.  [default: on for the embedded default]")
+@click.option("--timeout", type=click.FloatRange(min=1), default=None, help="Seconds per plan before it is "
+              "stopped and reported as failed.")
+@click.option("--overwrite", is_flag=True, help="Replace a previous report in -o.")
+def profile(input_path, out, model, vae, device, plans, num_images, layout, subset, t_init, steps, batch_size,
+            seed, judge, timeout, overwrite):
+    """Profile runtime plans against the fp32 reference on the same images and seeds.
+
+    Reports peak memory (CPU: peak RSS of each plan's process; CUDA: torch's peak allocation and the driver's
+    count), time per DiT step and per image, the pre-flight memory estimate and its error, and fidelity: the
+    latent's relative L2 distance to the reference, PSNR of the decoded images, and on the embedded default the
+    agreement of a classifier trained on real Fashion-MNIST.
+    """
+    import numpy as np
+
+    from diver_lite.core.classmap import resolve_class_map
+    from diver_lite.pipeline.engine import resolve_device
+    from diver_lite.profiling.profile import DEFAULT_PLANS, parse_plan
+    from diver_lite.profiling.profile import profile as run_profile
+    from diver_lite.memory.runtime import sizes_for
+
+    config = RecoverConfig(t_init=t_init, steps=steps, batch_size=batch_size, seed=seed)
+    dev = resolve_device(device).type
+    plan_list = [parse_plan(p) for p in (plans.split(",") if plans else DEFAULT_PLANS[dev]) if p.strip()]
+    if not plan_list:
+        raise ConfigError("--plans is empty", "name at least one plan, e.g. --plans bf16,int8")
+    images, labels, space = _inputs(input_path, layout, num_images)
+    sizes = sizes_for(model, vae)
+    dit_ids = np.array(resolve_class_map(subset, None, int(labels.max()) + 1, sizes.num_classes))[labels]
+    use_judge = judge if judge is not None else model is None
+    judge_fn = _fashion_mnist_judge(space, click.echo) if use_judge else None
+    from diver_lite.pipeline.output_policy import check_output
+
+    check_output(out, [input_path, model, vae], overwrite)
+    report = run_profile(images, dit_ids, space, out, plan_list, config, model, vae, device, judge_fn,
+                         timeout_s=timeout, overwrite=overwrite, log=lambda m: click.echo(m, err=True))
+    click.echo((Path(out) / "profile.md").read_text())
+    failed = [r["plan"]["label"] for r in report["plans"] if "error" in r]
+    if failed:
+        click.echo(f"{len(failed)} plan(s) failed: {', '.join(failed)} (see the table)", err=True)
+
+
+def _inputs(input_path, layout, n):
+    import numpy as np
+
+    if input_path is None:
+        from diver_lite.experiments.fashion_mnist import data as fm
+
+        images, labels, _ = fm.load("test")
+        picks = np.concatenate([np.flatnonzero(labels == c)[: -(-n // 10)] for c in range(10)])
+        picks = np.sort(picks)[:n] if n >= 10 else picks[np.argsort(picks % 10)][:n]
+        return fm.to_images(images[picks]), labels[picks], "unit"
+    from diver_lite.layouts import get_layout, read_set
+
+    dset = read_set(input_path, layout)
+    if get_layout(dset.layout).mosaic:
+        raise ConfigError(f"profile takes single images, not {dset.layout} mosaics", "give another layout or no INPUT")
+    return dset.images[:n], dset.hard_labels[:n], dset.pixel_space
+
+
+def _fashion_mnist_judge(space, echo):
+    """A ConvNet trained on real Fashion-MNIST (the Debian package, else the vendored subset)."""
+    import numpy as np
+
+    from diver_lite.experiments.fashion_mnist import data as fm
+    from diver_lite.core.prepare import to_unit
+    from diver_lite.experiments.fashion_mnist.students import predict, train_classifier
+
+    images, labels, source = fm.load("train")
+    picks = np.random.default_rng(0).permutation(len(images))[:10000]
+    echo(f"training the judge on {len(picks)} real Fashion-MNIST images ({source}) ...", err=True)
+    model = train_classifier(fm.to_images(images[picks]), labels[picks], epochs=3, seed=0)
+    return lambda x: predict(model, np.clip(to_unit(x, space), 0, 1))

@@ -1,0 +1,62 @@
+"""The memory-runtime options shared by `recover` and `profile`: precision, offload, attention slicing, VAE
+slicing/tiling, and memory budgets that choose a plan."""
+
+import math
+
+import click
+
+from diver_lite.errors import ConfigError
+
+RUNTIME_HELP = """
+\b
+Memory (torch backend):
+  fp32 is the reference. CPU: bf16 runs at about 0.3x the fp32 time; int8 (torchao) holds the DiT in a quarter of
+  the fp32 memory. CUDA: fp16/bf16; int8 through bitsandbytes. --offload model/stream/sequential trade time for
+  memory; --vram-budget/--ram-budget pick the fastest plan whose estimate fits and print it.
+"""
+
+
+def optgroup_runtime(f):
+    """One option per memory tactic (memory/tactics/), then the budgets that choose a plan."""
+    from diver_lite.memory.plan import TACTICS
+
+    options = []
+    for tactic in TACTICS:
+        if isinstance(tactic.default, bool):
+            options.append(click.option(tactic.option, tactic.name, is_flag=True, help=tactic.help))
+        else:
+            options.append(click.option(tactic.option, tactic.name, default=tactic.cli_default, metavar=tactic.metavar,
+                                        type=click.Choice(tactic.choices) if tactic.choices else None,
+                                        help=tactic.help))
+    options += [
+        click.option("--vram-budget", type=float, default=None, metavar="GB",
+                     help="Choose the fastest plan whose estimated peak GPU memory fits (CUDA)."),
+        click.option("--ram-budget", type=float, default=None, metavar="GB",
+                     help="Choose the fastest plan whose estimated peak RAM fits (CPU)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def runtime_from_options(o: dict, backend: str) -> dict:
+    """recover()/profile keyword arguments (plan, budget_gb) from the CLI options."""
+    from diver_lite.memory.plan import RuntimePlan
+
+    budget = o["vram_budget"] if o["vram_budget"] is not None else o["ram_budget"]
+    if budget is not None and not (math.isfinite(budget) and budget > 0):
+        raise ConfigError(f"memory budget {budget} GB", "give a positive, finite number of GB, e.g. --ram-budget 4")
+    if o["vram_budget"] is not None and o["ram_budget"] is not None:
+        raise ConfigError("--vram-budget and --ram-budget were both given", "give the one for your device")
+    from diver_lite.memory.plan import TACTICS
+
+    explicit = [t.name for t in TACTICS if t.chosen_by_budget and o[t.name] is not None]
+    if budget is not None and explicit:
+        raise ConfigError(f"--{explicit[0].replace('_', '-')} and a memory budget were both given",
+                          "drop the budget to fix the plan yourself, or drop --" + explicit[0].replace("_", "-"))
+    if backend != "torch" and (explicit or budget is not None):
+        raise ConfigError("precision, offload and budgets apply to the torch backend",
+                          "an ONNX folder's precision is fixed at export (diver-lite export --precision)")
+    plan = RuntimePlan(**{t.name: t.default if o[t.name] is None else o[t.name] for t in TACTICS})
+    return {"plan": plan, "budget_gb": budget,
+            "budget_for": None if budget is None else ("cuda" if o["vram_budget"] is not None else "cpu")}

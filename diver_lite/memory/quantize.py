@@ -1,0 +1,61 @@
+"""int8 weights for the DiT's linear layers: bitsandbytes' LLM.int8 on CUDA, torchao's dynamic int8 on the CPU."""
+
+# int8 weights for the DiT's linear layers. CUDA: bitsandbytes' LLM.int8 layers (Linear8bitLt, fp16 compute);
+# CPU: torchao's dynamic int8 (int8 weights, activations quantized per token at run time, int8 matmul).
+#
+# What stays in 16/32 bit: the patch embedding (a conv), the class/timestep embedders, and the final projection;
+# with `keep_modulation` also the adaLN modulation (norm1.linear, 8 M parameters per block in XL), which is what
+# shifts and scales every block and is most sensitive to rounding.
+
+import torch
+
+from diver_lite.errors import ConfigError, MissingDependencyError
+
+SKIP_ALWAYS = ("pos_embed", "norm1.emb", "proj_out")
+MODULATION = "norm1.linear"
+
+
+def int8_targets(transformer: torch.nn.Module, keep_modulation: bool = False) -> list[str]:
+    """Names of the nn.Linear layers that become int8."""
+    skip = SKIP_ALWAYS + ((MODULATION,) if keep_modulation else ())
+    return [name for name, m in transformer.named_modules()
+            if isinstance(m, torch.nn.Linear) and not any(s in name for s in skip)]
+
+
+def quantize_int8(transformer: torch.nn.Module, device: torch.device, keep_modulation: bool = False) -> list[str]:
+    """Quantize in place (weights must be real, on the CPU for CUDA targets); returns the layers changed."""
+    targets = set(int8_targets(transformer, keep_modulation))
+    if device.type == "cuda":
+        _bitsandbytes(transformer, targets)
+    elif device.type == "cpu":
+        _torchao(transformer, targets)
+    else:
+        raise ConfigError(f"int8 is not available on {device.type}", "use --device cpu or cuda")
+    return sorted(targets)
+
+
+def _torchao(transformer, targets: set[str]) -> None:
+    try:
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+    except ImportError:
+        raise MissingDependencyError("torchao", "int8 on the CPU", "pip install 'diver-lite[int8]'")
+    quantize_(transformer, Int8DynamicActivationInt8WeightConfig(),
+              filter_fn=lambda module, name: name in targets and isinstance(module, torch.nn.Linear))
+
+
+def _bitsandbytes(transformer, targets: set[str]) -> None:
+    try:
+        import bitsandbytes as bnb
+    except ImportError:
+        raise MissingDependencyError("bitsandbytes", "int8 on CUDA", "pip install 'diver-lite[int8]'")
+    for name in targets:
+        parent_name, _, leaf = name.rpartition(".")
+        parent = transformer.get_submodule(parent_name) if parent_name else transformer
+        old = getattr(parent, leaf)
+        new = bnb.nn.Linear8bitLt(old.in_features, old.out_features, bias=old.bias is not None,
+                                  has_fp16_weights=False, threshold=6.0, device="cpu")
+        new.weight = bnb.nn.Int8Params(old.weight.data.to("cpu", torch.float16), requires_grad=False,
+                                       has_fp16_weights=False)
+        if old.bias is not None:
+            new.bias = torch.nn.Parameter(old.bias.data.to("cpu", torch.float16), requires_grad=False)
+        setattr(parent, leaf, new)   # moving the module to CUDA quantizes its weights

@@ -1,0 +1,158 @@
+"""Building the torch runtime of a plan: the models in the plan's dtypes, int8 layers swapped in, and a placement."""
+
+# Building the torch runtime of a plan: the models loaded in the plan's dtypes, int8 layers swapped in, and a
+# placement (offload.py) deciding where weights wait. From safetensors the models are built weightless and filled a
+# tensor at a time, straight into their dtype and place (no full-precision copy in RAM, int8 blocks quantized as they
+# are read); other sources load whole first.
+
+from dataclasses import dataclass
+
+import torch
+
+from diver_lite.errors import ConfigError
+from diver_lite.memory.estimate import ModelSizes, model_sizes
+from diver_lite.memory.offload import VAE_PARTS, BlockStream, ModelOffload, Resident, SequentialOffload
+from diver_lite.memory.plan import RuntimePlan, apply_tactics
+from diver_lite.memory.quantize import quantize_int8
+from diver_lite.models.diver_models import DiverModels
+from diver_lite.models.lazy_weights import map_large_allocations, materialize, return_free_memory
+from diver_lite.models.load import load_models
+from diver_lite.models.source import SAFETENSORS, ModelSource, resolve_source
+from diver_lite.models.weightless import weightless_models
+from diver_lite.models.weights_file import WeightsFile
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+EMBEDDER = "norm1.emb."
+
+
+@dataclass
+class Runtime:
+    models: DiverModels
+    placement: object
+    device: torch.device
+    plan: RuntimePlan
+    int8_layers: int = 0
+
+
+def prepare_models(source: ModelSource, timestep_embedding: str | None = None) -> DiverModels:
+    """What a plan is sized on and built from: weightless models for safetensors folders (nothing read but the
+    configs and the embedders), else the models loaded whole in fp32 on the CPU."""
+    if source.safetensors_folders is not None:
+        return weightless_models(source, timestep_embedding)
+    return load_models(source, device="cpu", timestep_embedding=timestep_embedding)
+
+
+def sizes_for(model, vae=None) -> ModelSizes:
+    """ModelSizes without reading weights where the source allows (estimate.model_sizes)."""
+    models = prepare_models(resolve_source(model, vae))
+    return model_sizes(models.transformer, models.vae)
+
+
+def build_runtime(model, vae, device: torch.device, plan: RuntimePlan, timestep_embedding: str | None = None,
+                  prepared: DiverModels | None = None) -> Runtime:
+    """`model`, `vae`: what source.resolve_source takes. `prepared`: prepare_models' result for this source when
+    the caller already has it (a budget sized the plan on it)."""
+    plan.check_device(device.type)
+    source = resolve_source(model, vae)
+    dit_dtype = DTYPES[plan.compute_dtype(device.type)]
+    vae_dtype = DTYPES[plan.vae_dtype(device.type)]
+    folders = source.safetensors_folders
+    if folders is None:
+        if plan.offload == "stream" and device.type == "cpu":
+            raise ConfigError("--offload stream on the CPU reads DiT blocks from a safetensors file",
+                              "give --model a diffusers folder with .safetensors weights (see models.save)")
+        models = prepared or load_models(source, device="cpu", dtype=dit_dtype,
+                                         timestep_embedding=timestep_embedding)
+        return _place_loaded(models, device, plan, dit_dtype, vae_dtype)
+    if device.type == "cpu" and plan.offload == "stream":
+        map_large_allocations()
+    dit_file, vae_file = WeightsFile(folders[0] / SAFETENSORS), WeightsFile(folders[1] / SAFETENSORS)
+    models = prepared or weightless_models(source, timestep_embedding)
+    torch.nn.Module.to(models.transformer, dit_dtype)   # (diffusers' own .to warns about every cast)
+    torch.nn.Module.to(models.vae, vae_dtype)
+    return _place_lazy(models, dit_file, vae_file, device, plan, dit_dtype, vae_dtype)
+
+
+def _vae_parts(vae) -> dict:
+    return {part: [(getattr(vae, name), f"{name}.") for name in names] for part, names in VAE_PARTS.items()}
+
+
+def _resident_dit_parts(transformer, skip_tied: bool):
+    """(module, prefix, skip) of what is outside the blocks, and block 0's embedder when it is shared."""
+    parts = [(m, f"{n}.", ()) for n, m in transformer.named_children() if n != "transformer_blocks"]
+    if skip_tied:
+        parts.append((transformer.transformer_blocks[0].norm1.emb, f"transformer_blocks.0.{EMBEDDER}", ()))
+    return parts
+
+
+def _place_lazy(models, dit_file, vae_file, device, plan, dit_dtype, vae_dtype) -> Runtime:
+    t, vae = models.transformer, models.vae
+    tied = models.tied_parameters > 0
+    skip = (EMBEDDER.rstrip("."),) if tied else ()
+    # Where the DiT's weights live: on the device, unless an offload keeps them in RAM between uses (int8 layers
+    # stay where they were made).
+    on_device = plan.offload in ("none", "stream") or device.type == "cpu" or plan.precision == "int8"
+    where = device if on_device else torch.device("cpu")
+    for module, prefix, _ in _resident_dit_parts(t, tied):
+        materialize(module, dit_file, prefix, device=where, dtype=dit_dtype)
+        module.to(where)   # its buffers (the positional table) too
+    int8 = 0
+    for i, block in enumerate(t.transformer_blocks):
+        if plan.offload == "stream":
+            if device.type == "cuda":   # into pinned RAM; BlockStream copies each block in when it runs
+                materialize(block, dit_file, f"transformer_blocks.{i}.", skip, "cpu", dit_dtype, pin=True)
+            continue
+        if plan.precision == "int8":
+            materialize(block, dit_file, f"transformer_blocks.{i}.", skip, "cpu", dit_dtype)
+            int8 += len(quantize_int8(block, device, plan.keep_modulation))
+            block.to(device)
+        else:
+            materialize(block, dit_file, f"transformer_blocks.{i}.", skip, where, dit_dtype)
+        return_free_memory()
+    files = {"encoder": vae_file, "decoder": vae_file} if device.type == "cpu" else None
+    if plan.offload in ("model", "stream"):
+        if files is None:
+            materialize(vae, vae_file, device="cpu", dtype=vae_dtype)
+        vae_offload = ModelOffload(device, _vae_parts(vae), files, vae_dtype)
+        if plan.offload == "stream":
+            placement = BlockStream(device, t, vae_offload, None if device.type == "cuda" else dit_file, dit_dtype,
+                                    skip)
+        else:
+            moves_dit = device.type == "cuda" and plan.precision != "int8"   # int8 layers stay where made
+            parts = {**_vae_parts(vae), **({"transformer": [(t, "")]} if moves_dit else {})}
+            placement = ModelOffload(device, parts, files, vae_dtype)
+    else:
+        materialize(vae, vae_file, device=device if plan.offload == "none" else "cpu", dtype=vae_dtype)
+        placement = (SequentialOffload(device, [t, vae]) if plan.offload == "sequential" else Resident(device))
+    apply_tactics(models, plan)
+    return_free_memory()
+    return Runtime(models, placement, device, plan, int8)
+
+
+def _place_loaded(models, device, plan, dit_dtype, vae_dtype) -> Runtime:
+    """Models already in RAM (an original checkpoint, tiny-random, given DiverModels)."""
+    t, vae = models.transformer, models.vae
+    t.to(dit_dtype).eval().requires_grad_(False)
+    vae.to(vae_dtype).eval().requires_grad_(False)
+    int8 = 0
+    if plan.precision == "int8":
+        t.to("cpu")
+        int8 = len(quantize_int8(t, device, plan.keep_modulation))
+        t.to(device)   # bitsandbytes quantizes on the move; int8 layers stay where made
+    if plan.offload == "none" or device.type == "cpu" and plan.offload == "model":
+        t.to(device)
+        vae.to(device)
+        placement = Resident(device)
+    elif plan.offload == "model":
+        t.to(device)
+        placement = ModelOffload(device, {**_vae_parts(vae), **({} if int8 else {"transformer": [(t, "")]})})
+    elif plan.offload == "sequential":
+        placement = SequentialOffload(device, [t, vae])
+    else:  # stream on CUDA from RAM
+        tied = models.tied_parameters > 0
+        skip = (EMBEDDER.rstrip("."),) if tied else ()
+        for module, _, _ in _resident_dit_parts(t, tied):
+            module.to(device)
+        placement = BlockStream(device, t, ModelOffload(device, _vae_parts(vae)), None, dit_dtype, skip)
+    apply_tactics(models, plan)
+    return Runtime(models, placement, device, plan, int8)

@@ -1,0 +1,123 @@
+"""The engine of a run: the device, and the backend built from an EngineSpec (the torch runtime under a plan, the
+plan chosen from a budget when one is given, or ONNX Runtime over an exported folder)."""
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from diver_lite.errors import ConfigError
+
+BACKENDS = ("torch", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """What runs the networks. `model`/`vae`: what models.source.resolve_source takes (or loaded DiverModels);
+    `plan`: a memory.plan.RuntimePlan (None: `precision` alone); `budget_gb`: the fastest plan whose estimate fits
+    this much device memory (RAM on the CPU) instead; `budget_for`: the device type the budget was given for.
+    `timestep_embedding`: "dit"/"diffusers" overrides what the model records. ONNX Runtime: `onnx_dir`, its
+    `onnx_graph` (dit or guided_step) and `provider` names."""
+
+    backend: str = "torch"
+    model: object = None
+    vae: str | os.PathLike | None = None
+    device: str = "auto"
+    precision: str = "fp32"
+    plan: object = None
+    budget_gb: float | None = None
+    budget_for: str | None = None
+    timestep_embedding: str | None = None
+    onnx_dir: str | os.PathLike | None = None
+    onnx_graph: str = "dit"
+    provider: str | None = None
+
+
+def resolve_device(device: str):
+    import torch
+
+    if device == "auto":   # MPS (Apple silicon) only when asked for: --device mps
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {device!r}", "use auto, cpu, cuda, cuda:N or mps")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but torch sees no CUDA device",
+                          "use --device cpu, or install a CUDA build of torch")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("--device mps needs Apple silicon and a torch build with MPS", "use --device cpu")
+    return dev
+
+
+def build_engine(spec: EngineSpec, cfg_channels: int = 3, batch_size: int = 1,
+                 log: Callable[[str], None] | None = None):
+    """The backend (backends/base.py) that `spec` describes, for batches of `batch_size` images."""
+    if spec.backend == "onnxruntime":
+        return _ort_engine(spec, cfg_channels)
+    if spec.backend != "torch":
+        raise ConfigError(f"unknown backend {spec.backend!r}", f"use one of {', '.join(BACKENDS)}")
+    if spec.provider is not None:
+        raise ConfigError("--provider chooses ONNX Runtime's execution providers", "use it with --backend onnxruntime")
+    from diver_lite.backends.torch_backend import TorchBackend
+    from diver_lite.memory.budget import plan_for_budget
+    from diver_lite.memory.estimate import model_sizes
+    from diver_lite.memory.plan import RuntimePlan
+    from diver_lite.memory.runtime import build_runtime, prepare_models
+    from diver_lite.models.source import resolve_source
+
+    dev = resolve_device(spec.device)
+    plan, prepared = spec.plan or RuntimePlan(spec.precision), None
+    source = resolve_source(spec.model, spec.vae)          # the model argument, interpreted once
+    if spec.budget_gb is not None:
+        if spec.budget_for is not None and spec.budget_for != dev.type:
+            flag = {"cuda": "--vram-budget", "cpu": "--ram-budget"}
+            raise ConfigError(f"{flag[spec.budget_for]} was given but the run is on {dev.type}",
+                              f"use {flag[dev.type]}, or --device {spec.budget_for}")
+        prepared = prepare_models(source, spec.timestep_embedding)   # sized once, then built from
+        sizes = model_sizes(prepared.transformer, prepared.vae)
+        plan, estimate = plan_for_budget(sizes, dev.type, spec.budget_gb, batch_size)
+        if log:
+            log(f"memory plan for {spec.budget_gb:g} GB: {plan.label} (estimated peak "
+                f"{estimate['total'] / 2**30:.2f} GB)")
+    runtime = build_runtime(source, None, dev, plan, spec.timestep_embedding, prepared)
+    return TorchBackend(runtime.models, cfg_channels, runtime.placement, dev, runtime)
+
+
+def _ort_engine(spec: EngineSpec, cfg_channels: int):
+    if spec.onnx_dir is None:
+        raise ConfigError("--backend onnxruntime needs the exported graphs", "pass --onnx DIR (diver-lite export)")
+    if spec.timestep_embedding is not None:
+        raise ConfigError("--timestep-embedding applies to the torch backend",
+                          "an ONNX graph computes the convention it was exported with (diver-lite export "
+                          "--timestep-embedding)")
+    from diver_lite.backends.ort import OrtBackend
+
+    return OrtBackend(spec.onnx_dir, device=spec.device, cfg_channels=cfg_channels, graph=spec.onnx_graph,
+                      provider=spec.provider)
+
+
+def memory_now(engine) -> tuple[float, str]:
+    """(MB, kind): GPU memory allocated on CUDA, else the process's resident memory."""
+    if engine.name == "torch" and engine.device.type == "cuda":
+        import torch
+
+        return torch.cuda.memory_allocated(engine.device) / 2**20, "GPU"
+    from diver_lite.pipeline.report import current_rss_bytes
+
+    return current_rss_bytes() / 2**20, "RSS"
+
+
+def plan_label(engine) -> str:
+    """The runtime plan's label (torch) or the ONNX graph and precision."""
+    runtime = getattr(engine, "runtime", None)
+    if runtime is not None:
+        return runtime.plan.label
+    describe = engine.describe()
+    return f"{describe.get('graph', 'dit')} {describe.get('precision', '')}".strip()
+
+
+def numerics(engine) -> str | None:
+    """The label of the runtime plan without what leaves the numbers as they are (memory tactics marked exact):
+    an interrupted run may be resumed under a smaller plan; precision and VAE tiling change the result."""
+    runtime = getattr(engine, "runtime", None)
+    return None if runtime is None else runtime.plan.numerics().label

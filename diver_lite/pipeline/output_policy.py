@@ -1,0 +1,68 @@
+"""One output-folder policy for every command: never over an input, --overwrite only over an earlier
+diver-lite output."""
+
+# One output-folder policy for every command: a new or empty folder is used; a folder holding an earlier
+# diver-lite output (marked by OUT/.diver-lite/) is replaced only with --overwrite (or continued with --resume);
+# anything else is refused. A folder that is, contains, or lies inside an input is always refused, so nothing a
+# user owns is ever written over. No I/O beyond inspecting and marking the folder.
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from diver_lite.errors import OutputError
+
+MARK = ".diver-lite"          # recover keeps its per-image state here too
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    try:
+        child.resolve().relative_to(parent.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def is_diver_output(out: Path) -> bool:
+    return (Path(out) / MARK).is_dir()
+
+
+def check_outside_inputs(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None],
+                         what: str = "output") -> None:
+    """Refuse an output path that is, contains, or lies inside one of the inputs."""
+    out = Path(out)
+    for src in (Path(p) for p in inputs if p is not None):
+        if src.exists() and (_inside(src, out) or (src.is_dir() and _inside(out, src))):
+            where = "is or contains" if _inside(src, out) else "lies inside"
+            raise OutputError(f"{what} {out} {where} the input {src}",
+                              "write the output to a place of its own, outside the input")
+
+
+def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), overwrite: bool = False,
+                 resume: bool = False, what: str = "output folder", resumable: bool = False) -> str:
+    """'new' (missing or empty), or 'earlier' (an earlier diver-lite output, with overwrite or resume); else an
+    OutputError that says what to do. Nothing is written or removed here."""
+    out = Path(out)
+    check_outside_inputs(out, inputs, what)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{what} {out} is a file", "give a folder with -o")
+    if not out.is_dir() or not any(out.iterdir()):
+        return "new"
+    if not is_diver_output(out):
+        if resume:
+            raise OutputError(f"{out} holds no diver-lite run to resume", "drop --resume or pick another -o")
+        raise OutputError(f"{what} {out} is not empty (files that diver-lite did not write)",
+                          "pick a new or empty -o folder (--overwrite only replaces an earlier diver-lite output)")
+    if overwrite or resume:
+        return "earlier"
+    raise OutputError(f"{what} {out} is not empty (an earlier diver-lite output)",
+                      ("pass --resume to continue that run, --overwrite to replace it" if resumable else
+                       "pass --overwrite to replace it") + ", or pick another -o")
+
+
+def mark(out: str | os.PathLike, command: str) -> None:
+    """Make `out` a diver-lite output folder (a later --overwrite may replace it)."""
+    folder = Path(out) / MARK
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "command.json").write_text(json.dumps({"command": command}))
