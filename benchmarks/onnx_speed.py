@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from diver_lite.backends.denoiser import TorchDenoiser  # noqa: E402
 from diver_lite.export.graphs.dit import DiTGraph  # noqa: E402
 from diver_lite.export.onnx import convert_graph, export_graph, example_inputs  # noqa: E402
-from diver_lite.backends.ort import OrtSession  # noqa: E402
+from diver_lite.backends.ort_sessions import OrtSession, SessionSettings  # noqa: E402
 from diver_lite.backends.providers import CPU  # noqa: E402
 from diver_lite.core.guidance import cfg_denoise  # noqa: E402
 from diver_lite.models.tying import tie_embedders  # noqa: E402
@@ -74,7 +74,7 @@ def main():
             start = time.perf_counter()
             convert_graph(path, "int8")
             quant_s = time.perf_counter() - start
-        session = OrtSession(path, [CPU], None, threads)
+        session = OrtSession(path, [CPU], None, SessionSettings(threads=threads))
         run = lambda x_, t_, y_: session(x_, np.full((x_.shape[0],), t_, np.int64), y_.astype(np.int64))[0]  # noqa
         ort_step = lambda: cfg_denoise(run, np.concatenate, x, t, labels, np.array([1000]), s, 3)  # noqa: E731
         rows[f"onnxruntime {precision}"] = timed(ort_step, args.repeats)

@@ -50,3 +50,28 @@ def test_distill_cli_writes_a_dm_set_that_recover_reads(tmp_path, monkeypatch):
     assert again.exit_code == 2 and "exists" in again.output
     too_many = runner.invoke(cli, ["distill", "-o", str(tmp_path / "x.pt"), "--ipc", "500"])
     assert too_many.exit_code == 2 and "exceeds" in too_many.output
+
+
+def test_mtt_matching_loss_falls_and_recover_reads_its_layout(tmp_path, monkeypatch):
+    """MTT on tiny settings: experts, then trajectory matching whose loss falls; the MTT folder is what recover
+    reads as a user's MTT run (--layout mtt), and a second run reuses the cached experts."""
+    import json
+
+    monkeypatch.setattr(fm, "DEBIAN_ROOT", tmp_path / "absent")
+    runner = CliRunner()
+    out = tmp_path / "mtt"
+    args = ["distill", "-o", str(out), "--method", "mtt", "--ipc", "1", "--iterations", "25", "--experts", "2",
+            "--width", "16", "--subset-size", "300", "--syn-steps", "8", "--experts-dir", str(tmp_path / "buffer")]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    info = json.loads((out / "mtt.json").read_text())
+    assert info["last_loss_mean_of_10"] < info["first_loss"], info
+    assert info["config"]["train_epochs"] == 4 and info["learned_lr"] > 0
+    dset = read_set(out, layout="mtt")
+    assert dset.layout == "mtt" and dset.images.shape == (10, 3, 32, 32) and dset.pixel_space == "imagenet"
+    assert np.bincount(dset.labels).tolist() == [1] * 10
+    rec = runner.invoke(cli, ["recover", str(out), "-o", str(tmp_path / "rec"), "--layout", "mtt", "-q", "--no-png"])
+    assert rec.exit_code == 0, rec.output
+    assert read_set(tmp_path / "rec" / "mtt", layout="mtt").images.shape == dset.images.shape
+    again = runner.invoke(cli, args[:2] + [str(tmp_path / "mtt2")] + args[3:])
+    assert again.exit_code == 0 and "reusing 2 expert trajectories" in again.output, again.output

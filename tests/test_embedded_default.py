@@ -96,3 +96,23 @@ def test_bf16_stays_close_to_fp32(tmp_path, real_images):
     assert psnr(_run(bf16, x, y, config), ref) >= 35
     with pytest.raises(ConfigError, match="bf16"):
         build_engine(EngineSpec(device="cpu", precision="fp16"))
+
+
+@pytest.mark.parametrize("plan", ["fp8", "fp8+offload-model", "fp8+keep-modulation"])
+def test_fp8_storage_stays_close_to_fp32_and_holds_a_byte_per_weight(real_images, plan):
+    """#15's bar for fp8 storage (>= 35 dB PSNR against fp32, embedded default); the block linears are float8."""
+    import torch
+
+    from diver_lite.core.config import RecoverConfig
+    from diver_lite.memory.plan import RuntimePlan
+    from diver_lite.pipeline.engine import EngineSpec, build_engine
+
+    x, y = real_images
+    config = RecoverConfig.from_preset("dm", 1)
+    fp8 = build_engine(EngineSpec(device="cpu", plan=RuntimePlan.parse(plan)))
+    block = fp8.models.transformer.transformer_blocks[0]
+    assert block.ff.net[2].weight.dtype == torch.float8_e4m3fn
+    assert block.norm1.linear.weight.dtype == (torch.bfloat16 if "keep" in plan else torch.float8_e4m3fn)
+    assert fp8.describe()["quantized_layers"] > 0 and fp8.denoiser.fallback is None
+    ref = _run(build_engine(EngineSpec(device="cpu")), x, y, config)
+    assert psnr(_run(fp8, x, y, config), ref) >= 35, psnr(_run(fp8, x, y, config), ref)

@@ -1,6 +1,8 @@
 """ONNX export and the ONNX Runtime backend on the tiny model: validation, parity with torch, no torch needed."""
 
 import json
+import os
+import stat
 import subprocess
 import sys
 
@@ -220,8 +222,12 @@ def test_graphs_are_exported_in_the_precision_their_provider_runs_best(tmp_path,
     result = CliRunner().invoke(cli, ["export", "--model", "tiny-random", "-o", str(out), "--provider", "coreml",
                                       "--graphs", "dit,vae_encoder,vae_decoder"])
     assert result.exit_code == 0, result.output
+    assert "3/3" in result.output and "graph" in result.output            # the progress bar, graph by graph
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["precision"] == "fp16" and manifest["made_for"] == "CoreMLExecutionProvider"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((out / "dit.onnx.data").stat().st_mode) == 0o666 & ~umask     # not onnx's 0600
     assert manifest["graphs"]["dit"]["precision"] == "fp16" and manifest["graphs"]["vae_decoder"]["precision"] == "fp32"
     result = CliRunner().invoke(cli, ["recover", str(dm_file), "-o", str(tmp_path / "r"), "--backend", "onnxruntime",
                                       "--onnx", str(out), "--device", "cpu", "-q", "--no-png"])

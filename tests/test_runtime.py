@@ -252,3 +252,45 @@ def test_an_interrupted_run_resumes_under_a_smaller_plan(tmp_path, dm_file, tiny
     a = torch.load(tmp_path / "ref" / "dm_set.pt", weights_only=True)["data"][0][0]
     b = torch.load(tmp_path / "r" / "dm_set.pt", weights_only=True)["data"][0][0]
     torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+def test_batch_size_auto_takes_the_largest_batch_the_budget_holds():
+    from diver_lite.memory.budget import largest_batch
+    from diver_lite.memory.estimate import ModelSizes, estimate_peak_bytes
+
+    xl = ModelSizes(dit_blocks=28, block_params=23_887_872, block_int8_params=23_887_872,
+                    block_modulation_params=7_962_624, dit_resident_params=5_000_000, vae_encoder_params=34_000_000,
+                    vae_decoder_params=49_000_000, tokens=256, hidden=1152, heads=16, image_size=256, vae_width=128)
+    budget = 4 * 2**30
+    batch, plan, est = largest_batch(RuntimePlan("fp16"), xl, "cuda", budget, limit=512)
+    assert 1 < batch < 512 and est["total"] <= budget
+    assert estimate_peak_bytes(plan, xl, batch + 1, "cuda")["total"] > budget       # one more does not fit
+    assert plan.vae_slicing      # at 256² the VAE's activations, not the DiT's, bound the batch: slicing fits more
+    unsliced = max(b for b in range(1, batch + 1)
+                   if estimate_peak_bytes(RuntimePlan("fp16"), xl, b, "cuda")["total"] <= budget)
+    assert unsliced < batch
+    assert largest_batch(RuntimePlan("fp16"), xl, "cuda", budget, limit=3)[0] == 3   # never beyond the set
+
+
+def test_recover_with_batch_size_auto_reports_the_batch_it_chose(tmp_path, dm_file, tiny_model_dir):
+    from diver_lite.cli.main import cli
+
+    res = CliRunner().invoke(cli, ["recover", str(dm_file), "-o", str(tmp_path / "a"), "--model", str(tiny_model_dir),
+                                   "--device", "cpu", "--batch-size", "auto", "--ram-budget", "auto", "--t-init", "2",
+                                   "--steps", "3", "--no-png"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    n = report["input"]["images"]
+    assert report["config"]["batch_size"] == n and f"batch {n} (estimated peak" in res.output   # the whole set fits
+    res = CliRunner().invoke(cli, ["recover", str(dm_file), "-o", str(tmp_path / "b"), "--model", str(tiny_model_dir),
+                                   "--batch-size", "many"])
+    assert res.exit_code == 2 and "neither a number of images nor auto" in res.output
+
+
+def test_compile_keeps_the_result_and_refuses_streaming(tiny_model_dir, images, reference):
+    """--compile (torch.compile of the DiT blocks; a memory tactic in one file) leaves fp32 results within 1e-4."""
+    compiled = _recover(_backend(str(tiny_model_dir), RuntimePlan("fp32", compile=True)), *images)
+    np.testing.assert_allclose(compiled, reference, atol=1e-4)
+    with pytest.raises(ConfigError, match="--compile cannot be combined with --offload stream"):
+        RuntimePlan("bf16", "stream", compile=True)
+    assert RuntimePlan.parse("bf16+compile") == RuntimePlan("bf16", compile=True)

@@ -29,6 +29,11 @@ def _recover(plan, model=None):
     return to_unit(out, "imagenet"), backend
 
 
+def _psnr(out, reference) -> float:
+    mse = float(np.mean((out - reference) ** 2))
+    return 10 * np.log10(1 / mse) if mse > 0 else float("inf")
+
+
 @pytest.fixture(scope="module")
 def reference():
     return _recover(RuntimePlan())[0]
@@ -45,8 +50,7 @@ def test_each_plan_stays_close_to_the_fp32_reference(reference, plan, bar):
     if plan.offload == "sequential":
         pytest.importorskip("accelerate")
     out, backend = _recover(plan)
-    mse = float(np.mean((out - reference) ** 2))
-    psnr = 10 * np.log10(1 / mse) if mse > 0 else float("inf")
+    psnr = _psnr(out, reference)
     assert psnr >= bar, (plan.label, psnr)
     if plan.precision == "int8":
         import bitsandbytes as bnb
@@ -60,3 +64,27 @@ def test_streaming_keeps_the_blocks_off_the_gpu_between_forwards(reference):
     blocks = backend.models.transformer.transformer_blocks
     assert all(b.attn1.to_q.weight.is_meta for b in blocks)
     assert backend.models.transformer.proj_out_2.weight.device.type == "cuda"
+
+
+@pytest.mark.parametrize("plan,bar", [
+    (RuntimePlan("fp8"), 35), (RuntimePlan("fp8", "model"), 35), (RuntimePlan("fp8", "stream"), 35),
+    (RuntimePlan("nf4"), 20), (RuntimePlan("fp16", compile=True), 35), (RuntimePlan("fp32", tf32=False), 40)],
+    ids=lambda v: getattr(v, "label", ""))
+def test_throughput_plans_stay_close_to_the_reference(reference, plan, bar):
+    """#15's plans on CUDA: fp8 storage (diffusers' layerwise casting, also streamed in its stored precision), NF4
+    (bitsandbytes), torch.compile with CUDA graphs, and strict fp32 against the TF32 default."""
+    if plan.precision == "nf4":
+        pytest.importorskip("bitsandbytes")
+    out, backend = _recover(plan)
+    psnr = _psnr(out, reference)
+    assert psnr >= bar, (plan.label, psnr)
+    if plan.precision in ("fp8", "nf4"):
+        assert backend.runtime.quantized_layers > 0
+
+
+def test_batch_size_auto_fills_a_budget_on_the_gpu(tmp_path):
+    from diver_lite.pipeline.engine import EngineSpec, build_engine
+
+    backend = build_engine(EngineSpec(device="cuda", budget_gb=1.0, auto_batch=True), max_batch=4096)
+    assert backend.batch_size > 8
+    assert torch.backends.cuda.matmul.allow_tf32 == (backend.runtime.plan.tf32)

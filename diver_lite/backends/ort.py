@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from diver_lite.errors import ConfigError, ModelError, first_line
+from diver_lite.errors import ConfigError, ModelError
 from diver_lite.core.guidance import cfg_denoise
-from diver_lite.backends.providers import CPU, named_providers, onnxruntime_module, precision_advice, providers_for
+from diver_lite.backends.ort_sessions import SessionPool, SessionSettings
+from diver_lite.backends.providers import named_providers, precision_advice, providers_for
 from diver_lite.export.manifest import FORMAT, MANIFEST_KEYS   # the exporter's contract (no torch there)
 
 
@@ -45,45 +46,15 @@ def read_manifest(folder: Path) -> dict:
     return manifest
 
 
-class OrtSession:
-    """One graph; runs a batch at once, or image by image when the graph was exported with a fixed batch."""
-
-    def __init__(self, path: Path, providers: list[str], fixed_batch: int | None, threads: int | None):
-        ort = onnxruntime_module()
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types
-            raise ModelError(f"{path.name} does not load: {first_line(e, 200)}", "re-run diver-lite export")
-        if providers[0] != CPU and self.session.get_providers()[0] != providers[0]:
-            raise ConfigError(f"onnxruntime fell back to {self.session.get_providers()[0]} for {path.name} instead "
-                              f"of {providers[0]}", "the libraries that provider needs were not found (for CUDA: "
-                              "CUDA 12 and cuDNN 9 with onnxruntime-gpu)")
-        self.inputs = [i.name for i in self.session.get_inputs()]
-        self.fixed_batch = fixed_batch
-
-    @property
-    def provider(self) -> str:
-        return self.session.get_providers()[0]
-
-    def __call__(self, *arrays):
-        if self.fixed_batch is None or arrays[0].shape[0] == self.fixed_batch:
-            return self.session.run(None, dict(zip(self.inputs, arrays)))
-        parts = [self.session.run(None, dict(zip(self.inputs, [a[i:i + 1] for a in arrays])))
-                 for i in range(arrays[0].shape[0])]
-        return [np.concatenate(outs) for outs in zip(*parts)]
-
-
 class OrtBackend:
     name = "onnxruntime"
 
     def __init__(self, folder, device: str = "auto", cfg_channels: int = 3, graph: str = "dit",
-                 provider: str | None = None):
+                 provider: str | None = None, sessions: str = "lean", settings: SessionSettings | None = None):
         """`graph`: "dit" (the sampler calls the DiT through the shared CFG code) or "guided_step" (one whole
         DIVER DDIM step per call: the exported guided denoiser is what runs). `provider`: execution providers by
-        name ("tensorrt,cuda", "directml", "coreml", "openvino", ...) instead of the device's."""
+        name ("tensorrt,cuda", "directml", "coreml", "openvino", ...) instead of the device's. `sessions`: "lean"
+        holds one graph at a time (ort_sessions.py), "resident" all of them."""
         folder = Path(folder)
         if not folder.is_dir():
             raise ModelError(f"ONNX folder {folder} does not exist", "run diver-lite export first")
@@ -102,14 +73,13 @@ class OrtBackend:
         self.graph = graph
         providers = named_providers(provider) if provider else providers_for(device)
         threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or None
-        self.sessions = {name: OrtSession(folder / m["graphs"][name]["file"], providers,
-                                          m["graphs"][name].get("fixed_batch"), threads)
-                         for name in (graph, "vae_encoder", "vae_decoder")}
+        settings = settings or SessionSettings(threads=threads)
+        self.sessions = SessionPool(folder, m["graphs"], (graph, "vae_encoder", "vae_decoder"), providers, sessions,
+                                    settings)
         expected = {"dit": [m["latent_channels"], m["latent_size"], m["latent_size"]],
                     "vae_encoder": [3, m["image_size"], m["image_size"]],
                     "guided_step": [m["latent_channels"], m["latent_size"], m["latent_size"]]}
-        for name, session in self.sessions.items():
-            shape = session.session.get_inputs()[0].shape[1:]
+        for name, shape in self.sessions.shapes.items():
             if name in expected and shape != expected[name]:
                 raise ModelError(f"{name}.onnx takes {shape}, but manifest.json describes {expected[name]}: the "
                                  "manifest belongs to another model", "re-run diver-lite export into this folder")
@@ -161,7 +131,7 @@ class OrtBackend:
         pass
 
     def provider(self) -> str:
-        return self.sessions[self.graph].provider
+        return self.sessions.provider
 
     def device_name(self) -> str:
         return f"onnxruntime {self.provider()} ({self.manifest['precision']} {self.graph})"
@@ -171,7 +141,8 @@ class OrtBackend:
         return {"source": self.source, "exported_from": m["source_model"], "image_size": m["image_size"],
                 "latent": [m["latent_channels"], m["latent_size"], m["latent_size"]],
                 "num_classes": m["num_classes"], "precision": m["precision"], "opset": m["opset"],
-                "timestep_embedding": m.get("timestep_embedding"), "graph": self.graph}
+                "timestep_embedding": m.get("timestep_embedding"), "graph": self.graph,
+                "sessions": self.sessions.mode}
 
     def peak_memory(self) -> dict:
         return {}

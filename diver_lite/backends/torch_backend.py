@@ -22,9 +22,9 @@ class TorchBackend:
         self.runtime = runtime
         self._device = torch.device(device) if device is not None else models.device
         plain = placement is None or getattr(placement, "name", "none") == "none"
-        int8 = runtime is not None and runtime.int8_layers > 0
+        lowbit = runtime is not None and runtime.quantized_layers > 0
         dtype = next(models.transformer.parameters()).dtype
-        fallback = torch.float32 if plain and not int8 and dtype != torch.float32 else None
+        fallback = torch.float32 if plain and not lowbit and dtype != torch.float32 else None
         self.denoiser = TorchDenoiser(models.transformer, models.null_class, cfg_channels, self._device, dtype,
                                       before=lambda: self._activate("transformer"), fallback=fallback)
         self._vae_fallback = plain and next(models.vae.parameters()).dtype != torch.float32
@@ -82,6 +82,7 @@ class TorchBackend:
         if self.runtime is not None:
             out["plan"] = self.runtime.plan.to_dict() | {"label": self.runtime.plan.label}
             out["int8_layers"] = self.runtime.int8_layers
+            out["quantized_layers"] = self.runtime.quantized_layers
         return out
 
     def device_name(self) -> str:

@@ -4,31 +4,38 @@ from pathlib import Path
 
 import click
 
+from diver_lite.cli.distill_mtt import mtt_options, run_mtt
+
 EXAMPLE = """
 \b
 Examples:
   diver-lite distill -o runs/dm_ipc1.pt --ipc 1                       # DM, 200 iterations
   diver-lite distill -o runs/real_ipc10.pt --ipc 10 --method random-real
+  diver-lite distill -o runs/mtt_ipc1 --ipc 1 --method mtt           # MTT layout: a folder (about an hour)
   diver-lite recover runs/dm_ipc1.pt -o runs/dm_ipc1_recovered         # stage 2, the embedded prior
 """
 
 
 @click.command(epilog=EXAMPLE, context_settings={"show_default": True})
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
-              help="The distilled set, written in the DM layout ({'data': [[X, y]], 'res': 32}).")
-@click.option("--method", type=click.Choice(["dm", "random-real"]), default="dm")
+              help="The distilled set: a .pt file in the DM layout ({'data': [[X, y]], 'res': 32}), or for --method "
+              "mtt a folder in the MTT layout (images_best.pt, labels_best.pt).")
+@click.option("--method", type=click.Choice(["dm", "mtt", "random-real"]), default="dm")
 @click.option("--ipc", type=click.IntRange(min=1), default=1, help="Images per class (1, 10, 50, ...).")
-@click.option("--iterations", type=click.IntRange(min=1), default=200, help="DM iterations.")
+@click.option("--iterations", type=click.IntRange(min=1), default=None,
+              help="DM or MTT iterations.  [default: 200 for DM, 500 for MTT (the paper: 5000)]")
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Fashion-MNIST: a folder with its IDX files (default: Debian's package, else the vendored "
               "subset). Your own data: an image folder <class>/<image> (square images up to --max-size).")
 @click.option("--max-size", type=click.IntRange(min=8), default=64, help="Largest image side --data may have.")
 @click.option("--seed", type=click.IntRange(min=0), default=0)
 @click.option("--overwrite", is_flag=True)
-def distill(out, method, ipc, iterations, data, max_size, seed, overwrite):
+@mtt_options
+def distill(out, method, ipc, iterations, data, max_size, seed, overwrite, **mtt):
     """Distil Fashion-MNIST (3-channel 32x32) or an image folder into IPC images per class with Distribution
-    Matching and DSA, or pick IPC real images per class at random (the baseline)."""
-    import numpy as np
+    Matching and DSA, with Matching Training Trajectories (expert ConvNets, then a learnable lr; the paper's
+    settings, scaled down to a CPU thread where the options say), or pick IPC real images per class at random
+    (the baseline)."""
     import torch
 
     from diver_lite.experiments.datasets import load_images
@@ -36,9 +43,14 @@ def distill(out, method, ipc, iterations, data, max_size, seed, overwrite):
     from diver_lite.layouts.tensors import atomic_torch_save
     from diver_lite.experiments.fashion_mnist.distill import distill_dm, random_real
     from diver_lite.errors import ConfigError, OutputError
-    from diver_lite.pipeline.output_policy import check_outside_inputs
+    from diver_lite.output_policy import check_outside_inputs
     from diver_lite.cli.progress import step_bar
 
+    if method == "mtt":
+        train = load_images(data, "train", max_size)
+        _check_ipc(train, ipc)
+        return run_mtt(out, train, ipc, iterations, seed, mtt, overwrite,
+                       [data if data is not None else fm.DEBIAN_ROOT])
     if out.exists() and not overwrite:
         raise OutputError(f"{out} exists", "pass --overwrite or pick another -o")
     if out.exists() and not _written_by_distill(out):
@@ -49,10 +61,8 @@ def distill(out, method, ipc, iterations, data, max_size, seed, overwrite):
         raise ConfigError(f"-o {out} should end in .pt (the DM layout)", "e.g. -o runs/dm_ipc1.pt")
     train = load_images(data, "train", max_size)
     x, labels, source = train.images, train.labels, train.source
-    counts = np.bincount(labels, minlength=train.num_classes)
-    if ipc > min(counts):
-        raise ConfigError(f"--ipc {ipc} exceeds the {min(counts)} images of the smallest class in {source}",
-                          "lower --ipc or use the full data set")
+    _check_ipc(train, ipc)
+    iterations = iterations or 200
     if method == "dm":
         with step_bar(iterations, "DM", "it") as update:
             syn, y, losses = distill_dm(x, labels, ipc, iterations, seed,
@@ -82,3 +92,14 @@ def _written_by_distill(path) -> bool:
         return False
     return isinstance(obj, dict) and "method" in obj and (obj.get("written_by") == "diver-lite distill"
                                                           or str(obj.get("source", "")).startswith("Fashion-MNIST"))
+
+
+def _check_ipc(train, ipc: int) -> None:
+    import numpy as np
+
+    from diver_lite.errors import ConfigError
+
+    counts = np.bincount(train.labels, minlength=train.num_classes)
+    if ipc > min(counts):
+        raise ConfigError(f"--ipc {ipc} exceeds the {min(counts)} images of the smallest class in {train.source}",
+                          "lower --ipc or use the full data set")

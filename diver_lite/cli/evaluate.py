@@ -59,7 +59,7 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     from diver_lite.experiments.fashion_mnist import data as fm
     from diver_lite.layouts import read_set
     from diver_lite.errors import ConfigError, InputError
-    from diver_lite.pipeline.output_policy import check_output, mark
+    from diver_lite.output_policy import check_output, mark
     from diver_lite.experiments.fashion_mnist.evaluate import EvalConfig, evaluate_sets
     from diver_lite.experiments.fashion_mnist.evaluate_report import chart, render_table
     from diver_lite.pipeline.run_state import fingerprint

@@ -43,8 +43,9 @@ GRAPHS = module_names("diver_lite.export.graphs")   # export/graphs/, one file p
 def export(model, vae, timestep_embedding, out, precision, provider, graphs, cfg_channels, overwrite):
     """Export the DiT (dynamic batch), the guided DIVER step and the VAE encoder/decoder to ONNX (opset 18),
     each validated against torch on random inputs; writes manifest.json."""
+    from diver_lite.cli.progress import step_bar
     from diver_lite.errors import ConfigError
-    from diver_lite.pipeline.output_policy import check_output, mark
+    from diver_lite.output_policy import check_output, mark
     from diver_lite.export.onnx import export_models
     from diver_lite.models.load import load_models
 
@@ -61,8 +62,9 @@ def export(model, vae, timestep_embedding, out, precision, provider, graphs, cfg
     precision = precision or "fp32"
     models = load_models(model, vae, device="cpu", timestep_embedding=timestep_embedding)
     mark(out, "export")
-    manifest = export_models(models, out, precision, chosen, int(cfg_channels), made_for=made_for,
-                             log=lambda m: click.echo(m, err=True))
+    with step_bar(len(chosen), "export", "graph") as update:
+        manifest = export_models(models, out, precision, chosen, int(cfg_channels), made_for=made_for,
+                                 log=lambda m: click.echo(m, err=True), progress=lambda k, name: update(k, last=name))
     sizes = sum(f.stat().st_size for f in out.iterdir() if f.is_file()) / 2**20
     click.echo(f"Exported {', '.join(manifest['graphs'])} ({precision}, opset {manifest['opset']}, {sizes:.1f} MiB) "
                f"-> {out}")

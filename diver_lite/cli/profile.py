@@ -18,8 +18,9 @@ Examples:
       --plans fp16,int8,fp16+offload-stream
 \b
 Plans are written precision[+offload-X][+vae-P][+slice-N][+vae-slicing][+vae-tiling][+keep-modulation],
-e.g. int8+keep-modulation or bf16+offload-stream+vae-slicing. Each runs in its own process; the fp32 reference
-always runs first. Outputs: profile.json, profile.md, profile.png.
+e.g. int8+keep-modulation or bf16+offload-stream+vae-slicing; ONNX Runtime plans as ort-int8 or ort-fp32+resident
+with the exported folders given by --onnx. Each runs in its own process; the fp32 reference always runs first.
+Outputs: profile.json, profile.md, profile.png.
 """
 
 
@@ -43,9 +44,12 @@ always runs first. Outputs: profile.json, profile.md, profile.png.
               "reference.  [default: on for the embedded default]")
 @click.option("--timeout", type=click.FloatRange(min=1), default=None, help="Seconds per plan before it is "
               "stopped and reported as failed.")
+@click.option("--onnx", "onnx_dirs", multiple=True, type=click.Path(path_type=Path),
+              help="An exported folder (diver-lite export) for the ONNX Runtime plans ort-fp32, ort-fp16, ort-int8 "
+              "(+resident: all graphs held); repeat it for each precision.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous report in -o.")
 def profile(input_path, out, model, vae, device, plans, num_images, layout, subset, t_init, steps, batch_size,
-            seed, judge, timeout, overwrite):
+            seed, judge, timeout, onnx_dirs, overwrite):
     """Profile runtime plans against the fp32 reference on the same images and seeds.
 
     Reports peak memory (CPU: peak RSS of each plan's process; CUDA: torch's peak allocation and the driver's
@@ -71,11 +75,12 @@ def profile(input_path, out, model, vae, device, plans, num_images, layout, subs
     dit_ids = np.array(resolve_class_map(subset, None, int(labels.max()) + 1, sizes.num_classes))[labels]
     use_judge = judge if judge is not None else model is None
     judge_fn = _fashion_mnist_judge(space, click.echo) if use_judge else None
-    from diver_lite.pipeline.output_policy import check_output
+    from diver_lite.output_policy import check_output
 
     check_output(out, [input_path, model, vae], overwrite)
     report = run_profile(images, dit_ids, space, out, plan_list, config, model, vae, device, judge_fn,
-                         timeout_s=timeout, overwrite=overwrite, log=lambda m: click.echo(m, err=True))
+                         timeout_s=timeout, overwrite=overwrite, log=lambda m: click.echo(m, err=True),
+                         onnx=list(onnx_dirs))
     click.echo((Path(out) / "profile.md").read_text())
     failed = [r["plan"]["label"] for r in report["plans"] if "error" in r]
     if failed:

@@ -1,4 +1,4 @@
-"""Progress bars with an ETA for the long commands (distill, train-prior, evaluate), on stderr."""
+"""Progress bars with an ETA for the long commands (distill, train-prior, evaluate, export), on stderr."""
 
 from contextlib import contextmanager
 

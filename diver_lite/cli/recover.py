@@ -11,7 +11,7 @@ from diver_lite.core.config import LABEL_PHASES, METHOD_PRESETS, PIXEL_RANGES, S
 from diver_lite.layouts import LAYOUTS
 from diver_lite.core.prepare import PIXEL_SPACES
 from diver_lite.errors import ConfigError, InputError
-from diver_lite.cli.runtime_options import RUNTIME_HELP, optgroup_runtime, runtime_from_options
+from diver_lite.cli.runtime_options import BATCH_SIZE, RUNTIME_HELP, optgroup_runtime, runtime_from_options
 
 EXAMPLE = """
 \b
@@ -99,6 +99,9 @@ def _class_map(path: Path | None):
 @click.option("--onnx-graph", type=click.Choice(["dit", "guided_step"]), default="dit",
               help="With --backend onnxruntime: dit (the sampler calls the DiT) or guided_step (one exported DIVER "
               "DDIM step per call: the deployed guided denoiser; DDIM only).")
+@click.option("--ort-sessions", type=click.Choice(["lean", "resident"]), default="lean",
+              help="With --backend onnxruntime: lean holds one graph at a time (encoder, DiT, decoder: the peak is the "
+              "largest graph's, the DiT loads once per batch); resident holds all three.")
 @click.option("--method", type=click.Choice(sorted(METHOD_PRESETS)), default=None,
               help="Distillation method: takes PReDD's t_init/K for --ipc unless --t-init/--steps are given.")
 @click.option("--ipc", type=click.IntRange(min=1), default=1, help="Images per class, with --method.")
@@ -122,7 +125,8 @@ def _class_map(path: Path | None):
 @click.option("--pixel-range", type=click.Choice(PIXEL_RANGES), default="auto",
               help="auto: map the input's pixel space to the VAE's [-1,1]; raw: feed stored values (PReDD).")
 @click.option("--keep-size", is_flag=True, help="Write the model-size (e.g. 256²) result, not the input size.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, help="Images per DiT batch.")
+@click.option("--batch-size", type=BATCH_SIZE, default="4", metavar="N|auto", help="Images per DiT batch; auto: "
+              "the largest whose estimated peak fits --vram-budget/--ram-budget (the VAE sliced if that fits more).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, help="Run seed; each image has its own stream.")
 @click.option("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (Apple silicon: fp16/bf16).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in the same -o folder.")
@@ -134,7 +138,7 @@ def _class_map(path: Path | None):
               "or accelerate launch it is read from RANK/WORLD_SIZE; the last shard to finish writes the set.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, experiment, subset, class_map, model,
-            vae, timestep_embedding, backend, onnx_dir, provider, onnx_graph,
+            vae, timestep_embedding, backend, onnx_dir, provider, onnx_graph, ort_sessions,
             method, ipc,
             t_init, steps, align,
             sampling_steps, cfg_scale, cfg_channels, guidance_scale, guidance_window, no_sigma_scaling,
@@ -157,7 +161,8 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
     options = dict(align=align, num_sampling_steps=sampling_steps, cfg_scale=cfg_scale,
                    cfg_channels=int(cfg_channels), guidance_scale=guidance_scale, guidance_window=guidance_window,
                    sigma_scaling=not no_sigma_scaling, label_phase=label_phase, sampler=sampler,
-                   pixel_range=pixel_range, keep_size=keep_size, seed=seed, batch_size=batch_size)
+                   pixel_range=pixel_range, keep_size=keep_size, seed=seed,
+                   batch_size=1 if batch_size == "auto" else batch_size)
     if t_init is not None:
         options["t_init"] = t_init
     if steps is not None:
@@ -186,7 +191,8 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
         try:
             engine = EngineSpec(backend=backend, model=model, vae=vae, device=device, onnx_dir=onnx_dir,
                                 onnx_graph=onnx_graph, provider=provider, timestep_embedding=timestep_embedding,
-                                **runtime_from_options(runtime_options, backend))
+                                ort_sessions=ort_sessions,
+                                auto_batch=batch_size == "auto", **runtime_from_options(runtime_options, backend))
             options = RunOptions(layout=layout, pixel_space=pixel_space, experiment=experiment, zca=zca,
                                  subset=subset, class_map=_class_map(class_map), resume=resume, overwrite=overwrite,
                                  write_pngs=not no_png, max_png=max_png,

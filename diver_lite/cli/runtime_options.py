@@ -16,23 +16,65 @@ Memory (torch backend):
 """
 
 
+class Budget(click.ParamType):
+    """A number of GB, or auto."""
+
+    name = "budget"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, float) or value == "auto":
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number of GB nor auto", param, ctx)
+
+
+BUDGET = Budget()
+
+
+class BatchSize(click.ParamType):
+    """A positive number of images, or auto."""
+
+    name = "batch_size"
+
+    def convert(self, value, param, ctx):
+        if value == "auto" or isinstance(value, int):
+            return value
+        try:
+            n = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number of images nor auto", param, ctx)
+        if n < 1:
+            self.fail(f"{n} is below 1", param, ctx)
+        return n
+
+
+BATCH_SIZE = BatchSize()
+
+
 def optgroup_runtime(f):
     """One option per memory tactic (memory/tactics/), then the budgets that choose a plan."""
     from diver_lite.memory.plan import TACTICS
 
     options = []
     for tactic in TACTICS:
-        if isinstance(tactic.default, bool):
+        if tactic.default is True:   # on unless turned off: --x/--no-x
+            options.append(click.option(f"{tactic.option}/--no-{tactic.option[2:]}", tactic.name, default=True,
+                                        help=tactic.help))
+        elif isinstance(tactic.default, bool):
             options.append(click.option(tactic.option, tactic.name, is_flag=True, help=tactic.help))
         else:
             options.append(click.option(tactic.option, tactic.name, default=tactic.cli_default, metavar=tactic.metavar,
                                         type=click.Choice(tactic.choices) if tactic.choices else None,
                                         help=tactic.help))
     options += [
-        click.option("--vram-budget", type=float, default=None, metavar="GB",
-                     help="Choose the fastest plan whose estimated peak GPU memory fits (CUDA)."),
-        click.option("--ram-budget", type=float, default=None, metavar="GB",
-                     help="Choose the fastest plan whose estimated peak RAM fits (CPU)."),
+        click.option("--vram-budget", type=BUDGET, default=None, metavar="GB|auto",
+                     help="Choose the fastest plan whose estimated peak GPU memory fits (CUDA); auto: the device's "
+                     "free memory less a 10 % margin."),
+        click.option("--ram-budget", type=BUDGET, default=None, metavar="GB|auto",
+                     help="Choose the fastest plan whose estimated peak RAM fits (CPU); auto: this process's memory "
+                     "plus 90 % of what the system has available."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -44,7 +86,7 @@ def runtime_from_options(o: dict, backend: str) -> dict:
     from diver_lite.memory.plan import RuntimePlan
 
     budget = o["vram_budget"] if o["vram_budget"] is not None else o["ram_budget"]
-    if budget is not None and not (math.isfinite(budget) and budget > 0):
+    if budget is not None and budget != "auto" and not (math.isfinite(budget) and budget > 0):
         raise ConfigError(f"memory budget {budget} GB", "give a positive, finite number of GB, e.g. --ram-budget 4")
     if o["vram_budget"] is not None and o["ram_budget"] is not None:
         raise ConfigError("--vram-budget and --ram-budget were both given", "give the one for your device")

@@ -40,7 +40,7 @@ def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, cl
     from diver_lite.errors import ConfigError
     from diver_lite.experiments.datasets import held_out, load_images
     from diver_lite.experiments.fashion_mnist.prior_training import PriorConfig, encode_all, train_dit, train_vae
-    from diver_lite.pipeline.output_policy import check_output
+    from diver_lite.output_policy import check_output
 
     check_output(out, [data, test_folder])
     train = load_images(data, "train", max_size)
@@ -85,7 +85,7 @@ def write_prior(out: Path, dit, vae, config, vae_hist, dit_hist, seconds, train,
     from diver_lite.models.diver_models import DIT_SCHEDULE, DiverModels
     from diver_lite.models.save import save_models
     from diver_lite.models.tying import tie_embedders
-    from diver_lite.pipeline.output_policy import mark
+    from diver_lite.output_policy import mark
     from diver_lite.pipeline.report import image_grid, line_plot
 
     models = DiverModels(dit.eval(), vae.eval(), dict(DIT_SCHEDULE), str(out))

@@ -23,9 +23,9 @@ from diver_lite.errors import (ExportError, GraphShapeError, GraphToleranceError
                                first_line)
 from diver_lite.export.graph_spec import GraphSpec
 from diver_lite.export.manifest import FORMAT, OPSET, PRECISIONS, STEP_PARAMS
-from diver_lite.layouts.files import atomic_write
+from diver_lite.layouts.files import atomic_write, current_umask
 from diver_lite.models.diver_models import DiverModels
-from diver_lite.pipeline.output_policy import MARK
+from diver_lite.output_policy import MARK
 from diver_lite.registry import discover
 
 GRAPHS: dict[str, GraphSpec] = {spec.name: spec for spec in discover("diver_lite.export.graphs")}
@@ -162,8 +162,9 @@ def convert_graph(path: Path, precision: str) -> None:
 
 def export_models(models: DiverModels, out: str | os.PathLike, precision: str = "fp32",
                   graphs=tuple(GRAPHS), cfg_channels: int = 3,
-                  sigma_scaling: bool = True, log=None, made_for: str | None = None) -> dict:
-    """Export, convert and validate each graph into folder `out`; write manifest.json; return the manifest."""
+                  sigma_scaling: bool = True, log=None, made_for: str | None = None, progress=None) -> dict:
+    """Export, convert and validate each graph into folder `out`; write manifest.json; return the manifest.
+    `progress(done, name)` after each graph; `made_for`: the execution provider recorded in the manifest."""
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
@@ -218,8 +219,11 @@ def export_models(models: DiverModels, out: str | os.PathLike, precision: str = 
             "export_seconds": round(time.perf_counter() - start, 1)}
         log(f"      {name}: dynamic batch {dynamic}, max |diff| vs torch "
             + ", ".join(f"{k} {v:.2g}" for k, v in worst.items()))
+        if progress:
+            progress(k + 1, name)
     (out / "manifest.json").unlink(missing_ok=True)        # an earlier export stops being one first
     for f in sorted(stage.iterdir()):
+        os.chmod(f, 0o666 & ~current_umask())   # onnx writes external data as 0600; a graph follows the umask
         os.replace(f, out / f.name)
     stage.rmdir()
     atomic_write(out / "manifest.json", lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2)))

@@ -41,3 +41,47 @@ def plan_for_budget(sizes: ModelSizes, device_type: str, budget_gb: float, batch
         raise ConfigError(f"memory budget {budget_gb} GB", "give a positive number of GB")
     return choose_plan(int(budget_gb * 2**30), sizes, batch_size, device_type,
                        current_rss_bytes() if device_type == "cpu" else 0)
+
+
+AUTO_MARGIN = 0.10     # of the free memory, left for the allocator, the CUDA context and other processes
+
+
+def auto_budget_gb(device) -> float:
+    """What `--vram-budget auto` / `--ram-budget auto` mean: on CUDA the device's free memory less 10 %; on the CPU
+    this process's memory plus 90 % of what the system has available."""
+    if device.type == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(device)
+        return free * (1 - AUTO_MARGIN) / 2**30
+    from diver_lite.layouts.tensors import available_memory
+    from diver_lite.pipeline.report import current_rss_bytes
+
+    available = available_memory()
+    if available is None:
+        raise ConfigError("this system does not say how much memory is available", "give --ram-budget GB")
+    return (current_rss_bytes() + available * (1 - AUTO_MARGIN)) / 2**30
+
+
+def largest_batch(plan, sizes: ModelSizes, device_type: str, budget_bytes: int, runtime_bytes: int = 0,
+                  limit: int = 256) -> tuple:
+    """(batch, plan, estimate): the largest batch up to `limit` whose estimated peak fits under `plan`, or under
+    `plan` with VAE slicing when that fits a larger one. Batch 1 when even that does not fit (the caller's plan
+    choice has already said whether batch 1 fits)."""
+    from dataclasses import replace
+
+    def fits(p, b: int) -> bool:
+        return estimate_peak_bytes(p, sizes, b, device_type, runtime_bytes)["total"] <= budget_bytes
+
+    best = (1, plan)
+    for p in (plan,) if plan.vae_slicing else (plan, replace(plan, vae_slicing=True)):
+        if not fits(p, 1):
+            continue
+        lo, hi = 1, limit                      # the estimate grows with the batch: bisect
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if fits(p, mid) else (lo, mid - 1)
+        if lo > best[0]:
+            best = (lo, p)
+    batch, chosen = best
+    return batch, chosen, estimate_peak_bytes(chosen, sizes, batch, device_type, runtime_bytes)

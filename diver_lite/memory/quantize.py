@@ -1,4 +1,4 @@
-"""int8 weights for the DiT's linear layers: bitsandbytes' LLM.int8 on CUDA, torchao's dynamic int8 on the CPU."""
+"""Low-bit weights for the DiT's block linears: int8 (bitsandbytes / torchao), fp8 storage, NF4 (bitsandbytes)."""
 
 # int8 weights for the DiT's linear layers. CUDA: bitsandbytes' LLM.int8 layers (Linear8bitLt, fp16 compute);
 # CPU: torchao's dynamic int8 (int8 weights, activations quantized per token at run time, int8 matmul).
@@ -59,3 +59,40 @@ def _bitsandbytes(transformer, targets: set[str]) -> None:
         if old.bias is not None:
             new.bias = torch.nn.Parameter(old.bias.data.to("cpu", torch.float16), requires_grad=False)
         setattr(parent, leaf, new)   # moving the module to CUDA quantizes its weights
+
+
+def store_fp8(transformer: torch.nn.Module, device: torch.device, keep_modulation: bool = False) -> list[str]:
+    """float8_e4m3 storage for the same linears as int8, computed in the dtype they have now (bf16) through diffusers'
+    layerwise casting (each layer is cast up for its forward and back after it); returns the layers changed."""
+    from diffusers.hooks import apply_layerwise_casting
+
+    targets = int8_targets(transformer, keep_modulation)
+    compute = next(transformer.parameters()).dtype
+    for name in targets:
+        apply_layerwise_casting(transformer.get_submodule(name), storage_dtype=torch.float8_e4m3fn,
+                                compute_dtype=compute, skip_modules_pattern=())
+    return targets
+
+
+def quantize_nf4(transformer: torch.nn.Module, device: torch.device, keep_modulation: bool = False) -> list[str]:
+    """bitsandbytes' NF4 (4-bit NormalFloat, blocks of 64) for the same linears as int8, computed in the dtype they
+    have now; the weights are quantized when the module moves to CUDA. Returns the layers changed."""
+    if device.type != "cuda":
+        raise ConfigError("nf4 runs through bitsandbytes on CUDA", "use --precision int8 or fp8 on the CPU")
+    try:
+        import bitsandbytes as bnb
+    except ImportError:
+        raise MissingDependencyError("bitsandbytes", "nf4 on CUDA", "pip install 'diver-lite[int8]'")
+    targets = int8_targets(transformer, keep_modulation)
+    compute = next(transformer.parameters()).dtype
+    for name in targets:
+        parent_name, _, leaf = name.rpartition(".")
+        parent = transformer.get_submodule(parent_name) if parent_name else transformer
+        old = getattr(parent, leaf)
+        new = bnb.nn.Linear4bit(old.in_features, old.out_features, bias=old.bias is not None, compute_dtype=compute,
+                                quant_type="nf4", device="cpu")
+        new.weight = bnb.nn.Params4bit(old.weight.data.to("cpu", compute), requires_grad=False, quant_type="nf4")
+        if old.bias is not None:
+            new.bias = torch.nn.Parameter(old.bias.data.to("cpu", compute), requires_grad=False)
+        setattr(parent, leaf, new)   # moving the module to CUDA quantizes its weights
+    return targets

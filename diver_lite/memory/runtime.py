@@ -1,4 +1,4 @@
-"""Building the torch runtime of a plan: the models in the plan's dtypes, int8 layers swapped in, and a placement."""
+"""Building the torch runtime of a plan: the models in the plan's dtypes, low-bit layers swapped in, and a placement."""
 
 # Building the torch runtime of a plan: the models loaded in the plan's dtypes, int8 layers swapped in, and a
 # placement (offload.py) deciding where weights wait. From safetensors the models are built weightless and filled a
@@ -13,7 +13,7 @@ from diver_lite.errors import ConfigError
 from diver_lite.memory.estimate import ModelSizes, model_sizes
 from diver_lite.memory.offload import VAE_PARTS, BlockStream, ModelOffload, Resident, SequentialOffload
 from diver_lite.memory.plan import RuntimePlan, apply_tactics
-from diver_lite.memory.quantize import quantize_int8
+from diver_lite.memory.tactics.precision import PRECISIONS, quantizer
 from diver_lite.models.diver_models import DiverModels
 from diver_lite.models.lazy_weights import map_large_allocations, materialize, return_free_memory
 from diver_lite.models.load import load_models
@@ -31,7 +31,11 @@ class Runtime:
     placement: object
     device: torch.device
     plan: RuntimePlan
-    int8_layers: int = 0
+    quantized_layers: int = 0        # block linears held in int8 or fp8
+
+    @property
+    def int8_layers(self) -> int:
+        return self.quantized_layers if self.plan.precision == "int8" else 0
 
 
 def prepare_models(source: ModelSource, timestep_embedding: str | None = None) -> DiverModels:
@@ -89,23 +93,26 @@ def _place_lazy(models, dit_file, vae_file, device, plan, dit_dtype, vae_dtype) 
     t, vae = models.transformer, models.vae
     tied = models.tied_parameters > 0
     skip = (EMBEDDER.rstrip("."),) if tied else ()
-    # Where the DiT's weights live: on the device, unless an offload keeps them in RAM between uses (int8 layers
-    # stay where they were made).
-    on_device = plan.offload in ("none", "stream") or device.type == "cpu" or plan.precision == "int8"
+    # Where the DiT's weights live: on the device, unless an offload keeps them in RAM between uses (bitsandbytes'
+    # int8 layers stay where they were made).
+    lowbit, moves = quantizer(plan.precision), PRECISIONS[plan.precision].moves
+    on_device = plan.offload in ("none", "stream") or device.type == "cpu" or not moves
     where = device if on_device else torch.device("cpu")
     for module, prefix, _ in _resident_dit_parts(t, tied):
         materialize(module, dit_file, prefix, device=where, dtype=dit_dtype)
         module.to(where)   # its buffers (the positional table) too
-    int8 = 0
+    quantized = 0
     for i, block in enumerate(t.transformer_blocks):
         if plan.offload == "stream":
-            if device.type == "cuda":   # into pinned RAM; BlockStream copies each block in when it runs
-                materialize(block, dit_file, f"transformer_blocks.{i}.", skip, "cpu", dit_dtype, pin=True)
+            if device.type == "cuda":   # into pinned RAM (in the stored precision); copied in when it runs
+                materialize(block, dit_file, f"transformer_blocks.{i}.", skip, "cpu", dit_dtype, pin=lowbit is None)
+                if lowbit is not None:
+                    quantized += len(lowbit(block, device, plan.keep_modulation))
             continue
-        if plan.precision == "int8":
+        if lowbit is not None:
             materialize(block, dit_file, f"transformer_blocks.{i}.", skip, "cpu", dit_dtype)
-            int8 += len(quantize_int8(block, device, plan.keep_modulation))
-            block.to(device)
+            quantized += len(lowbit(block, device, plan.keep_modulation))
+            block.to(where)
         else:
             materialize(block, dit_file, f"transformer_blocks.{i}.", skip, where, dit_dtype)
         return_free_memory()
@@ -118,7 +125,7 @@ def _place_lazy(models, dit_file, vae_file, device, plan, dit_dtype, vae_dtype) 
             placement = BlockStream(device, t, vae_offload, None if device.type == "cuda" else dit_file, dit_dtype,
                                     skip)
         else:
-            moves_dit = device.type == "cuda" and plan.precision != "int8"   # int8 layers stay where made
+            moves_dit = device.type == "cuda" and moves
             parts = {**_vae_parts(vae), **({"transformer": [(t, "")]} if moves_dit else {})}
             placement = ModelOffload(device, parts, files, vae_dtype)
     else:
@@ -126,7 +133,7 @@ def _place_lazy(models, dit_file, vae_file, device, plan, dit_dtype, vae_dtype) 
         placement = (SequentialOffload(device, [t, vae]) if plan.offload == "sequential" else Resident(device))
     apply_tactics(models, plan)
     return_free_memory()
-    return Runtime(models, placement, device, plan, int8)
+    return Runtime(models, placement, device, plan, quantized)
 
 
 def _place_loaded(models, device, plan, dit_dtype, vae_dtype) -> Runtime:
@@ -134,18 +141,18 @@ def _place_loaded(models, device, plan, dit_dtype, vae_dtype) -> Runtime:
     t, vae = models.transformer, models.vae
     t.to(dit_dtype).eval().requires_grad_(False)
     vae.to(vae_dtype).eval().requires_grad_(False)
-    int8 = 0
-    if plan.precision == "int8":
+    quantized, lowbit, moves = 0, quantizer(plan.precision), PRECISIONS[plan.precision].moves
+    if lowbit is not None:
         t.to("cpu")
-        int8 = len(quantize_int8(t, device, plan.keep_modulation))
-        t.to(device)   # bitsandbytes quantizes on the move; int8 layers stay where made
+        quantized = len(lowbit(t, device, plan.keep_modulation))
+        t.to(device)   # bitsandbytes quantizes on the move; its int8 layers stay where made
     if plan.offload == "none" or device.type == "cpu" and plan.offload == "model":
         t.to(device)
         vae.to(device)
         placement = Resident(device)
     elif plan.offload == "model":
         t.to(device)
-        placement = ModelOffload(device, {**_vae_parts(vae), **({} if int8 else {"transformer": [(t, "")]})})
+        placement = ModelOffload(device, {**_vae_parts(vae), **({"transformer": [(t, "")]} if moves else {})})
     elif plan.offload == "sequential":
         placement = SequentialOffload(device, [t, vae])
     else:  # stream on CUDA from RAM
@@ -155,4 +162,4 @@ def _place_loaded(models, device, plan, dit_dtype, vae_dtype) -> Runtime:
             module.to(device)
         placement = BlockStream(device, t, ModelOffload(device, _vae_parts(vae)), None, dit_dtype, skip)
     apply_tactics(models, plan)
-    return Runtime(models, placement, device, plan, int8)
+    return Runtime(models, placement, device, plan, quantized)

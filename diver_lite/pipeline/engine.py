@@ -24,12 +24,14 @@ class EngineSpec:
     device: str = "auto"
     precision: str = "fp32"
     plan: object = None
-    budget_gb: float | None = None
+    budget_gb: float | str | None = None      # GB, or "auto": the device's free memory (memory.budget)
     budget_for: str | None = None
+    auto_batch: bool = False                  # the largest batch that fits the budget (auto when none is given)
     timestep_embedding: str | None = None
     onnx_dir: str | os.PathLike | None = None
     onnx_graph: str = "dit"
     provider: str | None = None
+    ort_sessions: str = "lean"                # ONNX Runtime: one graph held at a time, or "resident"
 
 
 def resolve_device(device: str):
@@ -50,8 +52,9 @@ def resolve_device(device: str):
 
 
 def build_engine(spec: EngineSpec, cfg_channels: int = 3, batch_size: int = 1,
-                 log: Callable[[str], None] | None = None):
-    """The backend (backends/base.py) that `spec` describes, for batches of `batch_size` images."""
+                 log: Callable[[str], None] | None = None, max_batch: int = 256):
+    """The backend (backends/base.py) that `spec` describes, for batches of `batch_size` images (with
+    `spec.auto_batch`: the largest up to `max_batch` that fits, as `backend.batch_size`)."""
     if spec.backend == "onnxruntime":
         return _ort_engine(spec, cfg_channels)
     if spec.backend != "torch":
@@ -59,33 +62,46 @@ def build_engine(spec: EngineSpec, cfg_channels: int = 3, batch_size: int = 1,
     if spec.provider is not None:
         raise ConfigError("--provider chooses ONNX Runtime's execution providers", "use it with --backend onnxruntime")
     from diver_lite.backends.torch_backend import TorchBackend
-    from diver_lite.memory.budget import plan_for_budget
+    from diver_lite.memory.budget import auto_budget_gb, largest_batch, plan_for_budget
+    from diver_lite.pipeline.report import current_rss_bytes
     from diver_lite.memory.estimate import model_sizes
     from diver_lite.memory.plan import RuntimePlan
     from diver_lite.memory.runtime import build_runtime, prepare_models
     from diver_lite.models.source import resolve_source
 
     dev = resolve_device(spec.device)
-    plan, prepared = spec.plan or RuntimePlan(spec.precision), None
+    plan, prepared, batch = spec.plan or RuntimePlan(spec.precision), None, batch_size
     source = resolve_source(spec.model, spec.vae)          # the model argument, interpreted once
-    if spec.budget_gb is not None:
+    if spec.budget_gb is not None or spec.auto_batch:
         if spec.budget_for is not None and spec.budget_for != dev.type:
             flag = {"cuda": "--vram-budget", "cpu": "--ram-budget"}
             raise ConfigError(f"{flag[spec.budget_for]} was given but the run is on {dev.type}",
                               f"use {flag[dev.type]}, or --device {spec.budget_for}")
         prepared = prepare_models(source, spec.timestep_embedding)   # sized once, then built from
         sizes = model_sizes(prepared.transformer, prepared.vae)
-        plan, estimate = plan_for_budget(sizes, dev.type, spec.budget_gb, batch_size)
+        given = spec.budget_gb if spec.budget_gb is not None else "auto"
+        budget = auto_budget_gb(dev) if given == "auto" else given
+        what = f"{budget:.2f} GB (auto)" if given == "auto" else f"{budget:g} GB"
+        if spec.budget_gb is not None:
+            plan, estimate = plan_for_budget(sizes, dev.type, budget, 1 if spec.auto_batch else batch_size)
+        if spec.auto_batch:
+            runtime = current_rss_bytes() if dev.type == "cpu" else 0
+            batch, plan, estimate = largest_batch(plan, sizes, dev.type, int(budget * 2**30), runtime, max_batch)
         if log:
-            log(f"memory plan for {spec.budget_gb:g} GB: {plan.label} (estimated peak "
-                f"{estimate['total'] / 2**30:.2f} GB)")
+            log(f"memory plan for {what}: {plan.label}" + (f", batch {batch}" if spec.auto_batch else "")
+                + f" (estimated peak {estimate['total'] / 2**30:.2f} GB)")
     runtime = build_runtime(source, None, dev, plan, spec.timestep_embedding, prepared)
-    return TorchBackend(runtime.models, cfg_channels, runtime.placement, dev, runtime)
+    backend = TorchBackend(runtime.models, cfg_channels, runtime.placement, dev, runtime)
+    backend.batch_size = batch          # what the run uses (chosen when auto_batch)
+    return backend
 
 
 def _ort_engine(spec: EngineSpec, cfg_channels: int):
     if spec.onnx_dir is None:
         raise ConfigError("--backend onnxruntime needs the exported graphs", "pass --onnx DIR (diver-lite export)")
+    if spec.auto_batch:
+        raise ConfigError("--batch-size auto sizes batches from the torch backend's memory estimate",
+                          "give --batch-size N with --backend onnxruntime")
     if spec.timestep_embedding is not None:
         raise ConfigError("--timestep-embedding applies to the torch backend",
                           "an ONNX graph computes the convention it was exported with (diver-lite export "
@@ -93,7 +109,7 @@ def _ort_engine(spec: EngineSpec, cfg_channels: int):
     from diver_lite.backends.ort import OrtBackend
 
     return OrtBackend(spec.onnx_dir, device=spec.device, cfg_channels=cfg_channels, graph=spec.onnx_graph,
-                      provider=spec.provider)
+                      provider=spec.provider, sessions=spec.ort_sessions)
 
 
 def memory_now(engine) -> tuple[float, str]:

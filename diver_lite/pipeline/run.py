@@ -23,7 +23,7 @@ from diver_lite.layouts import get_layout, read_set
 from diver_lite.layouts.files import atomic_write
 from diver_lite.pipeline.batches import recover_batches
 from diver_lite.pipeline.engine import EngineSpec, build_engine, memory_now, numerics, plan_label
-from diver_lite.pipeline.output_policy import check_output
+from diver_lite.output_policy import check_output
 from diver_lite.pipeline.outputs import write_outputs
 from diver_lite.pipeline.report import peak_rss_mb, render_markdown, versions
 from diver_lite.pipeline.run_state import (Shard, cached_image, fingerprint, intact, prepare_output,
@@ -98,7 +98,10 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
     out, resume = Path(out), o.resume or o.shard.count > 1
     check_output(out, (input_path,), o.overwrite, resume, resumable=True)   # fail before loading a large model
     start = time.perf_counter()
-    backend = build_engine(_shard_engine(engine, o.shard), config.cfg_channels, config.batch_size, log)
+    backend = build_engine(_shard_engine(engine, o.shard), config.cfg_channels, config.batch_size, log,
+                           max_batch=len(dset))
+    if engine.auto_batch:   # the batch size leaves the result as it is (to float rounding), so resume still matches
+        config = config.replace(batch_size=backend.batch_size)
     getattr(backend, "check_config", lambda c: None)(config)
     for warning in getattr(backend, "warnings", []):
         log(f"Warning: {warning}")

@@ -13,7 +13,7 @@ import numpy as np
 
 from diver_lite.errors import ConfigError, OutputError
 from diver_lite.layouts.files import atomic_write
-from diver_lite.pipeline.output_policy import MARK, check_output
+from diver_lite.output_policy import MARK, check_output
 
 STATE_DIR = MARK
 

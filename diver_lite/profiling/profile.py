@@ -19,21 +19,22 @@ import numpy as np
 from diver_lite.core.config import RecoverConfig
 from diver_lite.layouts.files import atomic_write
 from diver_lite.errors import ConfigError, OutputError
-from diver_lite.pipeline.output_policy import check_output, mark
+from diver_lite.output_policy import check_output, mark
 from diver_lite.pipeline.engine import resolve_device
 from diver_lite.core.prepare import to_unit
 from diver_lite.memory.plan import RuntimePlan
+from diver_lite.profiling.ort_plan import PREFIX, OrtPlan, onnx_folders
 
 DEFAULT_PLANS = {"cpu": ["bf16", "int8", "bf16+offload-model", "int8+offload-model+vae-slicing",
                          "bf16+offload-stream+vae-slicing"],
                  "cuda": ["fp16", "bf16", "int8", "fp16+offload-model", "fp16+offload-stream",
                           "fp16+offload-sequential"]}
-REFERENCE = RuntimePlan("fp32")
+REFERENCE = RuntimePlan("fp32")   # run strict (TF32 off) on CUDA: profiling/worker.py
 
 
-def parse_plan(label: str) -> RuntimePlan:
-    """A plan from its label (RuntimePlan.parse)."""
-    return RuntimePlan.parse(label)
+def parse_plan(label: str):
+    """A plan from its label: ort-P[+resident] (ort_plan.py) or a RuntimePlan's."""
+    return OrtPlan.parse(label) if label.strip().startswith(PREFIX) else RuntimePlan.parse(label)
 
 
 def fidelity(ref_latents, latents, ref_images, images, pixel_space: str) -> dict:
@@ -67,13 +68,15 @@ def profile(images: np.ndarray, dit_labels: np.ndarray, pixel_space: str, out: s
             plans: list[RuntimePlan], config: RecoverConfig, model=None, vae=None, device: str = "auto",
             judge: Callable[[np.ndarray], np.ndarray] | None = None, warmup_batches: int | None = None,
             timeout_s: float | None = None, overwrite: bool = False,
-            log: Callable[[str], None] | None = None) -> dict:
+            log: Callable[[str], None] | None = None, onnx: list | None = None) -> dict:
     """Profile the reference and `plans` on `images` [N, C, H, W] (in `pixel_space`) with DiT labels
     `dit_labels`; writes profile.json, profile.md and profile.png under `out` and returns the report.
-    `judge(images) -> predicted labels`: a real-data classifier whose agreement with the reference is reported."""
+    `judge(images) -> predicted labels`: a real-data classifier whose agreement with the reference is reported.
+    `onnx`: exported folders for the ONNX Runtime plans (ort-fp32, ort-int8, ...), one per precision."""
     log = log or (lambda msg: None)
     out = Path(out)
-    check_output(out, [model, vae], overwrite)
+    check_output(out, [model, vae, *(onnx or [])], overwrite)
+    folders = onnx_folders(onnx or [], plans)
     work = out / "plans"
     try:
         shutil.rmtree(work, ignore_errors=True)
@@ -93,7 +96,8 @@ def profile(images: np.ndarray, dit_labels: np.ndarray, pixel_space: str, out: s
     for k, plan in enumerate([REFERENCE] + [p for p in plans if p != REFERENCE]):
         log(f"[{k + 1}/{len(plans) + 1}] {plan.label} ...")
         started = time.perf_counter()
-        result = run_plan(spec | {"plan": plan.to_dict()}, work, f"plan{k}", timeout_s)
+        extra = {"onnx": folders[plan.precision]} if isinstance(plan, OrtPlan) else {}
+        result = run_plan(spec | {"plan": plan.to_dict(), "reference": k == 0} | extra, work, f"plan{k}", timeout_s)
         result.setdefault("plan", plan.to_dict() | {"label": plan.label})
         result["wall_s"] = round(time.perf_counter() - started, 1)
         if "error" not in result:
@@ -148,9 +152,15 @@ def _with_ratios(rows: list[dict], dev: str) -> list[dict]:
         r["peak_ratio"] = round(peak_mb(r) / peak_mb(ref), 3)
         r["step_time_ratio"] = round(r["time_per_step_s"] / ref["time_per_step_s"], 3)
         r["image_time_ratio"] = round(r["time_per_image_s"] / ref["time_per_image_s"], 3)
-        est = r["estimate_mb"]["total"]
-        r["estimate_error"] = round(est / peak_mb(r) - 1, 3)
+        if r.get("estimate_mb"):
+            r["estimate_error"] = round(r["estimate_mb"]["total"] / peak_mb(r) - 1, 3)
     return rows
+
+
+def _estimate_text(r: dict) -> str:
+    if not r.get("estimate_mb"):
+        return "-"
+    return f"{r['estimate_mb']['total']:.0f} ({100 * r.get('estimate_error', 0):+.0f}%)"
 
 
 def render_profile(report: dict) -> str:
@@ -168,8 +178,8 @@ def render_profile(report: dict) -> str:
         f = r["fidelity"]
         agree = f.get("judge_agreement")
         lines.append(
-            f"| {label} | {peak_mb(r):.0f} | {r.get('peak_ratio', 1):.2f} | {r['estimate_mb']['total']:.0f} "
-            f"({100 * r.get('estimate_error', 0):+.0f}%) | {r['time_per_step_s']:.3f} | "
+            f"| {label} | {peak_mb(r):.0f} | {r.get('peak_ratio', 1):.2f} | {_estimate_text(r)} | "
+            f"{r['time_per_step_s']:.3f} | "
             f"{r.get('step_time_ratio', 1):.2f} "
             f"| {r['time_per_image_s']:.3f} | {f['latent_rel_l2']:.2e} | {f['psnr_db'] if f['psnr_db'] else 'inf'} | "
             f"{'' if agree is None else f'{100 * agree:.1f}%'} |"

@@ -8,6 +8,7 @@
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,30 +17,44 @@ import numpy as np
 def run(spec: dict) -> dict:
     """One plan through the engine and batch loop that `recover` uses; each reverse step is timed through the
     sampler's callback, and the last step's x is the batch's final latent."""
-    import torch
-
     from diver_lite.core.config import RecoverConfig
     from diver_lite.core.recovery import StageTimes
     from diver_lite.core.schedule import build_schedule
-    from diver_lite.memory.estimate import estimate_peak_bytes
-    from diver_lite.memory.plan import RuntimePlan
-    from diver_lite.memory.runtime import sizes_for
     from diver_lite.pipeline.batches import recover_batches
-    from diver_lite.pipeline.engine import EngineSpec, build_engine, resolve_device
     from diver_lite.pipeline.report import current_rss_bytes, peak_rss_mb
 
     with np.load(spec["inputs"]) as z:
         images, dit_labels = z["images"], z["dit_labels"]
-    device = resolve_device(spec["device"])
-    plan = RuntimePlan(**spec["plan"])
     config = RecoverConfig(**spec["config"])
-    estimate = estimate_peak_bytes(plan, sizes_for(spec["model"], spec["vae"]), config.batch_size, device.type,
-                                   current_rss_bytes())
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
-    backend = build_engine(EngineSpec(model=spec["model"], vae=spec["vae"], device=spec["device"], plan=plan),
-                           config.cfg_channels, config.batch_size)
+    if spec["plan"].get("kind") == "onnxruntime":   # exported graphs: no torch imported, no estimate
+        from diver_lite.backends.ort import OrtBackend
+        from diver_lite.profiling.ort_plan import OrtPlan
+
+        plan, device = OrtPlan(spec["plan"]["precision"], spec["plan"]["sessions"]), None
+        label, estimate = plan.label, None
+        start = time.perf_counter()
+        backend = OrtBackend(spec["onnx"], device=spec["device"], cfg_channels=config.cfg_channels,
+                             sessions=plan.sessions)
+    else:
+        import torch
+
+        from diver_lite.memory.estimate import estimate_peak_bytes
+        from diver_lite.memory.plan import RuntimePlan
+        from diver_lite.memory.runtime import sizes_for
+        from diver_lite.pipeline.engine import EngineSpec, build_engine, resolve_device
+
+        device = resolve_device(spec["device"])
+        plan = RuntimePlan(**spec["plan"])
+        label = plan.label
+        if spec.get("reference"):   # the fp32 reference is strict fp32 on CUDA too
+            plan = replace(plan, tf32=False)
+        estimate = estimate_peak_bytes(plan, sizes_for(spec["model"], spec["vae"]), config.batch_size, device.type,
+                                       current_rss_bytes())
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        start = time.perf_counter()
+        backend = build_engine(EngineSpec(model=spec["model"], vae=spec["vae"], device=spec["device"], plan=plan),
+                               config.cfg_channels, config.batch_size)
     load_s = time.perf_counter() - start
 
     warmup, bs = spec.get("warmup_batches", 0), config.batch_size
@@ -67,17 +82,18 @@ def run(spec: dict) -> dict:
     steps = [s for k in timed for s in step_times[k]]
     seconds = {name: sum(stages[k].seconds[name] for k in timed) for name in stages[0].seconds}
     timed_images = sum(len(batches[k]) for k in timed)
-    runtime = backend.runtime
+    runtime = getattr(backend, "runtime", None)
     result = {
-        "plan": plan.to_dict() | {"label": plan.label}, "device": backend.device_name(),
-        "estimate_mb": {k: round(v / 2**20, 1) for k, v in estimate.items()},
+        "plan": plan.to_dict() | {"label": label}, "device": backend.device_name(),
+        "estimate_mb": {k: round(v / 2**20, 1) for k, v in estimate.items()} if estimate else None,
         "load_s": round(load_s, 3), "time_per_step_s": round(float(np.mean(steps)), 4),
         "time_per_image_s": round(sum(seconds.values()) / max(1, timed_images), 4),
         "stage_s": {k: round(v, 4) for k, v in seconds.items()}, "timed_images": timed_images,
-        "int8_layers": runtime.int8_layers, "compute_dtype": plan.compute_dtype(device.type),
+        "int8_layers": runtime.int8_layers if runtime else None,
+        "compute_dtype": plan.compute_dtype(device.type) if runtime else backend.describe()["precision"],
         "peak": {"cpu_rss_mb": peak_rss_mb()},
     }
-    if device.type == "cuda":
+    if runtime is not None and device.type == "cuda":
         result["peak"]["cuda_allocated_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
         result["peak"]["cuda_reserved_mb"] = round(torch.cuda.max_memory_reserved(device) / 2**20, 1)
         nvml = _nvml_process_mb(device)

@@ -9,15 +9,21 @@ OFFLOADS = ("none", "model", "sequential", "stream")
 def _check(plan) -> None:
     if plan.offload not in OFFLOADS:
         raise ConfigError(f"unknown offload {plan.offload!r}", f"use one of {', '.join(OFFLOADS)}")
-    if plan.precision == "int8" and plan.offload in ("sequential", "stream"):
-        raise ConfigError(f"int8 weights cannot be combined with --offload {plan.offload}",
-                          "use --precision fp16/bf16 with streaming, or int8 with --offload none/model")
+    from diver_lite.memory.tactics.precision import PRECISIONS
+
+    fixed = not PRECISIONS.get(plan.precision, PRECISIONS["fp32"]).moves   # bitsandbytes' layers stay where made
+    if fixed and plan.offload in ("sequential", "stream") or plan.precision == "fp8" and plan.offload == "sequential":
+        raise ConfigError(f"{plan.precision} weights cannot be combined with --offload {plan.offload}",
+                          f"use --precision fp16/bf16 with it, or {plan.precision} with --offload none/model")
 
 
 def _check_device(plan, device_type: str) -> None:
     if device_type == "mps" and plan.offload in ("sequential", "stream"):
         raise ConfigError(f"{plan.label} is not available on MPS (int8 kernels and streaming are CPU/CUDA only)",
                           "on Apple silicon use --precision fp16 or bf16, or --offload model")
+    if plan.precision == "fp8" and plan.offload == "stream" and device_type == "cpu":
+        raise ConfigError("fp8 with --offload stream saves nothing on the CPU (each block is read from the file for "
+                          "its step)", "use --precision bf16 --offload stream, or fp8 with --offload none/model")
     if plan.offload == "sequential" and device_type != "cuda":
         raise ConfigError("--offload sequential moves weights to a GPU layer by layer and needs CUDA",
                           "on the CPU use --offload stream (or model) to lower RAM")

@@ -1,17 +1,52 @@
-"""--precision: the DiT's weights (fp32 reference, bf16/fp16, int8 through torchao on the CPU or bitsandbytes on
-CUDA, the activations then in 16 bit)."""
+"""--precision: how the DiT's weights are held (fp32 reference, bf16/fp16, int8, fp8 storage), one row each."""
+
+from dataclasses import dataclass
 
 from diver_lite.errors import ConfigError
 from diver_lite.memory.tactic import Tactic
 
-# precision -> {device type or "*": compute dtype}
-PRECISIONS = {"fp32": {"*": "fp32"}, "bf16": {"*": "bf16"}, "fp16": {"*": "fp16"},
-              "int8": {"cuda": "fp16", "*": "bf16"}}
+
+@dataclass(frozen=True)
+class Precision:
+    compute: dict                    # device type (or "*") -> the dtype activations and other layers run in
+    devices: tuple = ("cpu", "cuda", "mps")
+    quantize: str | None = None      # "module:function" making the block linears low-bit in place (memory/quantize.py)
+    weight_bits: int = 0             # bits per weight of those layers
+    scale_every: int = 0             # one 1-byte scale per this many weights (0: none)
+    moves: bool = True               # its low-bit layers can be offloaded (bitsandbytes' int8 stays where made)
+    note: str = ""
+
+
+PRECISIONS = {
+    "fp32": Precision({"*": "fp32"}),
+    "bf16": Precision({"*": "bf16"}),
+    "fp16": Precision({"*": "fp16"}),
+    "int8": Precision({"cuda": "fp16", "*": "bf16"}, ("cpu", "cuda"), "quantize_int8", 8, 64, moves=False,
+                      note="int8 kernels are CPU/CUDA only"),
+    "fp8": Precision({"*": "bf16"}, ("cpu", "cuda"), "store_fp8", 8, 0,
+                     note="float8 storage is CPU/CUDA only"),
+    # bitsandbytes' NF4, blocks of 64 with an fp32 absmax each (4 bytes per 64 weights). On the CPU torchao's int4
+    # weight-only kernels do not run with this torch/torchao (plain needs mslk, opaque is gone, the 4-d tile
+    # packing needs CUDA: measured 2026-11-28), so nf4 is refused there.
+    "nf4": Precision({"*": "bf16"}, ("cuda",), "quantize_nf4", 4, 16, moves=False,
+                     note="4-bit weights run through bitsandbytes on CUDA; torchao's int4 has no CPU kernel in this "
+                          "build"),
+}
 
 
 def compute_dtype(precision: str, device_type: str) -> str:
-    table = PRECISIONS[precision]
+    table = PRECISIONS[precision].compute
     return table.get(device_type, table["*"])
+
+
+def quantizer(precision: str):
+    """quantize(transformer_or_block, device, keep_modulation) -> names of the layers made low-bit, or None."""
+    name = PRECISIONS[precision].quantize
+    if name is None:
+        return None
+    from diver_lite.memory import quantize
+
+    return getattr(quantize, name)
 
 
 def _check(plan) -> None:
@@ -22,19 +57,24 @@ def _check(plan) -> None:
 def _check_device(plan, device_type: str) -> None:
     if device_type == "cpu" and "fp16" in (plan.compute_dtype("cpu"), plan.vae_dtype("cpu")):
         raise ConfigError("fp16 on the CPU runs several times slower than fp32", "use --precision bf16 on CPU")
-    if device_type == "mps" and plan.precision == "int8":
-        raise ConfigError(f"{plan.label} is not available on MPS (int8 kernels and streaming are CPU/CUDA only)",
+    if device_type not in PRECISIONS[plan.precision].devices:
+        raise ConfigError(f"{plan.label} is not available on {device_type.upper()} "
+                          f"({PRECISIONS[plan.precision].note or 'not supported there'})",
+                          "use --precision bf16, int8 or fp8 there" if device_type == "cpu" else
                           "on Apple silicon use --precision fp16 or bf16, or --offload model")
 
 
 def _estimate(e, plan, sizes, device_type: str, batch: int) -> None:
-    if plan.precision == "int8":   # int8 weights plus per-row scales; the rest in the compute dtype
-        int8 = sizes.block_int8_params - (sizes.block_modulation_params if plan.keep_modulation else 0)
-        e.block = int8 * 1 + (sizes.block_params - int8) * e.dit_bytes + int8 // 64
+    p = PRECISIONS[plan.precision]
+    if p.quantize:   # the block linears in weight_bits (plus scales); the rest in the compute dtype
+        low = sizes.block_int8_params - (sizes.block_modulation_params if plan.keep_modulation else 0)
+        scales = low // p.scale_every if p.scale_every else 0
+        e.block = low * p.weight_bits // 8 + (sizes.block_params - low) * e.dit_bytes + scales
 
 
 ENTRY = Tactic(
     name="precision", default="fp32", order=0, label_order=0, option="--precision", choices=tuple(PRECISIONS),
     help="DiT weights: fp32 (reference), bf16 (CPU or CUDA), fp16 (CUDA), int8 (torchao on CPU, bitsandbytes on "
-         "CUDA; the VAE then runs in 16 bit).  [default: fp32]",
+         "CUDA), fp8 (float8 storage, bf16 compute: diffusers' layerwise casting), nf4 (bitsandbytes 4-bit, CUDA); "
+         "under int8/fp8/nf4 the VAE runs in 16 bit.  [default: fp32]",
     chosen_by_budget=True, label=lambda v: v, check=_check, check_device=_check_device, estimate=_estimate)
