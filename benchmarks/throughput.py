@@ -104,7 +104,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None)
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--plans", default="fp16,bf16,bf16+compile,fp8,int8,nf4,fp16+offload-stream,fp8+offload-stream")
+    ap.add_argument("--plans", default="fp16,bf16,bf16+compile,fp8,fp8-compute,int8,nf4,fp16+offload-stream,"
+                                       "fp8+offload-stream")
     ap.add_argument("--batches", default="1,8,32,64")
     ap.add_argument("--budget", type=float, default=4.0)
     ap.add_argument("--cap", type=float, default=4.0)

@@ -96,3 +96,21 @@ def quantize_nf4(transformer: torch.nn.Module, device: torch.device, keep_modula
             new.bias = torch.nn.Parameter(old.bias.data.to("cpu", compute), requires_grad=False)
         setattr(parent, leaf, new)   # moving the module to CUDA quantizes its weights
     return targets
+
+
+def quantize_fp8_compute(transformer: torch.nn.Module, device: torch.device,
+                         keep_modulation: bool = False) -> list[str]:
+    """torchao's dynamic float8 (weights and per-row activations in float8_e4m3, fp8 matmuls) for the same linears
+    as int8; needs CUDA compute capability 8.9 or newer (Ada, Hopper). Returns the layers changed."""
+    if device.type != "cuda" or torch.cuda.get_device_capability(device) < (8, 9):
+        raise ConfigError("fp8-compute needs a GPU with fp8 tensor cores (compute capability 8.9+)",
+                          "use --precision fp8 (fp8 storage, bf16 compute) instead")
+    try:
+        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+    except ImportError:
+        raise MissingDependencyError("torchao", "fp8-compute", "pip install 'diver-lite[int8]'")
+    targets = set(int8_targets(transformer, keep_modulation))
+    transformer.to(device)
+    quantize_(transformer, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
+              filter_fn=lambda module, name: name in targets and isinstance(module, torch.nn.Linear))
+    return sorted(targets)

@@ -25,6 +25,10 @@ PRECISIONS = {
                       note="int8 kernels are CPU/CUDA only"),
     "fp8": Precision({"*": "bf16"}, ("cpu", "cuda"), "store_fp8", 8, 0,
                      note="float8 storage is CPU/CUDA only"),
+    # fp8 weights and activations on fp8 tensor cores (Ada/Hopper: compute capability 8.9+), torchao's dynamic
+    # per-row float8; on other devices the storage-only fp8 above is the one that runs.
+    "fp8-compute": Precision({"*": "bf16"}, ("cuda",), "quantize_fp8_compute", 8, 0, moves=False,
+                             note="fp8 matmuls need a GPU with fp8 tensor cores; use fp8 (storage) here"),
     # bitsandbytes' NF4, blocks of 64 with an fp32 absmax each (4 bytes per 64 weights). On the CPU torchao's int4
     # weight-only kernels do not run with this torch/torchao (plain needs mslk, opaque is gone, the 4-d tile
     # packing needs CUDA: measured 2026-11-28), so nf4 is refused there.
@@ -75,6 +79,7 @@ def _estimate(e, plan, sizes, device_type: str, batch: int) -> None:
 ENTRY = Tactic(
     name="precision", default="fp32", order=0, label_order=0, option="--precision", choices=tuple(PRECISIONS),
     help="DiT weights: fp32 (reference), bf16 (CPU or CUDA), fp16 (CUDA), int8 (torchao on CPU, bitsandbytes on "
-         "CUDA), fp8 (float8 storage, bf16 compute: diffusers' layerwise casting), nf4 (bitsandbytes 4-bit, CUDA); "
+         "CUDA), fp8 (float8 storage, bf16 compute: diffusers' layerwise casting), fp8-compute (float8 matmuls, "
+         "torchao, GPUs with fp8 tensor cores), nf4 (bitsandbytes 4-bit, CUDA); "
          "under int8/fp8/nf4 the VAE runs in 16 bit.  [default: fp32]",
     chosen_by_budget=True, label=lambda v: v, check=_check, check_device=_check_device, estimate=_estimate)
