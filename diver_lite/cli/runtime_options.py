@@ -10,9 +10,10 @@ from diver_lite.errors import ConfigError
 RUNTIME_HELP = """
 \b
 Memory (torch backend):
-  fp32 is the reference. CPU: bf16 runs at about 0.3x the fp32 time; int8 (torchao) holds the DiT in a quarter of
-  the fp32 memory. CUDA: fp16/bf16; int8 through bitsandbytes. --offload model/stream/sequential trade time for
-  memory; --vram-budget/--ram-budget pick the fastest plan whose estimate fits and print it.
+  fp32 is the reference. CPU: bf16 runs at about 0.3x the fp32 time; int8 (torchao) and fp8 storage hold the DiT's
+  block weights in a byte each. CUDA: fp16/bf16; int8 and nf4 through bitsandbytes, fp8-compute on fp8 tensor
+  cores. --offload model/stream/sequential trade time for memory; --vram-budget/--ram-budget (GB or auto) pick the
+  fastest plan whose estimate fits and print it; with --batch-size auto also the largest batch that fits.
 """
 
 

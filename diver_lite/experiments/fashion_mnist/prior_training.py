@@ -166,9 +166,9 @@ def train_dit(latents: torch.Tensor, labels: np.ndarray, cfg: PriorConfig, num_c
         opt.step()
         sched.step()
         ema.update_parameters(dit)
-        history.append((float(mse), float(vb)))
+        history.append((float(mse.detach()), float(vb.detach())))
         if log and (step % 200 == 0 or step == cfg.dit_steps - 1):
-            log(step, float(mse), float(vb))
+            log(step, *history[-1])
     return ema.module.eval().requires_grad_(False), history
 
 
