@@ -123,6 +123,26 @@ def test_the_python_api_is_the_cli(tmp_path, dm_file):
     assert torch.equal(a, b)
 
 
+def test_the_option_objects_are_the_keywords(tmp_path, dm_file):
+    """recover(path, out, config, EngineSpec(...), RunOptions(...)) is the keyword call; unknown keywords and a mix
+    of both are refused."""
+    from diver_lite import EngineSpec, RecoverConfig, RunOptions, RuntimePlan
+    from diver_lite import recover as api_recover
+
+    config = RecoverConfig(t_init=2, steps=3)
+    api_recover(dm_file, tmp_path / "a", config, EngineSpec(model="tiny-random", device="cpu",
+                plan=RuntimePlan("bf16")), RunOptions(write_pngs=False))
+    api_recover(dm_file, tmp_path / "b", config, model="tiny-random", device="cpu", precision="bf16",
+                write_pngs=False)
+    a = torch.load(tmp_path / "a" / "dm_set.pt", weights_only=True)["data"][0][0]
+    b = torch.load(tmp_path / "b" / "dm_set.pt", weights_only=True)["data"][0][0]
+    assert torch.equal(a, b)
+    with pytest.raises(TypeError, match="unknown options"):
+        api_recover(dm_file, tmp_path / "c", config, modle="tiny-random")
+    with pytest.raises(TypeError, match="not both"):
+        api_recover(dm_file, tmp_path / "d", config, EngineSpec(), model="tiny-random")
+
+
 def test_mps_is_refused_in_one_line_where_torch_has_no_mps(tmp_path, dm_file):
     if torch.backends.mps.is_available():
         pytest.skip("this machine has MPS: test_recovery_on_mps covers it")

@@ -9,7 +9,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -160,7 +160,6 @@ def _shard_engine(engine: EngineSpec, shard: Shard) -> EngineSpec:
     """With several torch processes on CUDA, `auto` gives each its own GPU (LOCAL_RANK, as torchrun sets it)."""
     if engine.backend == "torch" and engine.device == "auto" and shard.count > 1 and "LOCAL_RANK" in os.environ:
         import torch
-        from dataclasses import replace
 
         return replace(engine, device=f"cuda:{os.environ['LOCAL_RANK']}" if torch.cuda.is_available() else "cpu")
     return engine
