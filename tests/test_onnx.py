@@ -235,3 +235,15 @@ def test_graphs_are_exported_in_the_precision_their_provider_runs_best(tmp_path,
     assert "Warning: the DiT graphs are fp16 but run on the CPU provider" in result.output
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["backend_warnings"] and report["provider"] == "CPUExecutionProvider"
+
+
+def test_lean_sessions_hold_one_graph_at_a_time_and_change_nothing(onnx_fp32):
+    """--ort-sessions lean (the default) releases each graph before the next loads; results equal resident's."""
+    config = RecoverConfig(t_init=3, steps=4)
+    x, y = make_images(2), np.array([3, 7])
+    lean, resident = OrtBackend(onnx_fp32, device="cpu"), OrtBackend(onnx_fp32, device="cpu", sessions="resident")
+    plan = build_schedule(config, lean.schedule)
+    a = recover_batch(lean, x, y, [0, 1], config, plan, "imagenet")
+    assert list(lean.sessions.held) == ["vae_decoder"]                 # the last graph of the batch, alone
+    assert len(resident.sessions.held) == 3
+    np.testing.assert_array_equal(a, recover_batch(resident, x, y, [0, 1], config, plan, "imagenet"))
