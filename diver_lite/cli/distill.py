@@ -23,7 +23,8 @@ Examples:
 @click.option("--method", type=click.Choice(["dm", "mtt", "random-real"]), default="dm")
 @click.option("--ipc", type=click.IntRange(min=1), default=1, help="Images per class (1, 10, 50, ...).")
 @click.option("--iterations", type=click.IntRange(min=1), default=None,
-              help="DM or MTT iterations.  [default: 200 for DM, 500 for MTT (the paper: 5000)]")
+              help="DM or MTT iterations.  [default: 200 for DM; MTT 500 at IPC 1, 200 at IPC >= 10 (the paper: "
+              "5000)]")
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Fashion-MNIST: a folder with its IDX files (default: Debian's package, else the vendored "
               "subset). Your own data: an image folder <class>/<image> (square images up to --max-size).")

@@ -47,7 +47,7 @@ def run_mtt(out: Path, train, ipc: int, iterations: int | None, seed: int, o: di
 
     check_output(out, inputs, overwrite, what="-o folder (MTT writes images_best.pt and labels_best.pt there)")
     syn_steps, expert_epochs, max_start, lr_lr = PAPER[1 if ipc < 10 else 10]
-    cfg = MTTConfig(width=o["width"], num_experts=o["experts"], iterations=iterations or 500,
+    cfg = MTTConfig(width=o["width"], num_experts=o["experts"], iterations=iterations or (500 if ipc < 10 else 200),
                     syn_steps=o["syn_steps"] or syn_steps, expert_epochs=o["expert_epochs"],
                     max_start_epoch=o["max_start_epoch"] or max_start, lr_img=o["lr_img"], lr_lr=lr_lr, seed=seed)
     cfg = replace(cfg, train_epochs=cfg.max_start_epoch + cfg.expert_epochs)   # only these epochs are ever read
