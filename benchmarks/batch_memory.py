@@ -8,9 +8,10 @@ estimated and the measured peak (RSS on the CPU, torch's peak allocated memory o
 
 import argparse
 import json
-import subprocess
 import sys
 import time
+
+from child import run_child
 
 
 def one(device: str, plan_label: str, batch: int, model: str | None) -> dict:
@@ -67,11 +68,10 @@ def main():
     for plan, b in ((p, int(v)) for p in args.plans.split(",") for v in args.batches.split(",")):
         cmd = [sys.executable, __file__, "--device", args.device, "--plans", plan, "--one", str(b)]
         cmd += ["--model", args.model] if args.model else []
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode:
-            print(f"| {plan} | {b} | failed: {out.stderr.strip().splitlines()[-1][:100]} |")
+        r, why = run_child(cmd)
+        if why:
+            print(f"| {plan} | {b} | {why} |")
             continue
-        r = json.loads(out.stdout.strip().splitlines()[-1])
         error = 100 * (r["estimate_mb"] / r["peak_mb"] - 1)
         print(f"| {plan} | {b} | {r['estimate_mb']:.0f} | {r['peak_mb']:.0f} | {error:+.0f}% | {r['images_per_s']} |",
               flush=True)

@@ -10,9 +10,10 @@ CPU memory arena on; +noprepack turns weight pre-packing off. `torch-fp32` runs 
 
 import argparse
 import json
-import subprocess
 import sys
 import time
+
+from child import run_child
 
 
 def one(case: str, onnx_dir: str, model: str | None, images: int) -> dict:
@@ -64,11 +65,10 @@ def main():
     for case in args.cases.split(","):
         cmd = [sys.executable, __file__, "--onnx", args.onnx, "--images", str(args.images), "--one", case]
         cmd += ["--model", args.model] if args.model else []
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode:
-            print(f"| {case} | failed: {out.stderr.strip().splitlines()[-1][:100]} |", flush=True)
+        r, why = run_child(cmd)
+        if why:
+            print(f"| {case} | {why} |", flush=True)
             continue
-        r = json.loads(out.stdout.strip().splitlines()[-1])
         ref = ref or (r["peak_rss_mb"] if case == "torch-fp32" else None)
         ratio = f"{r['peak_rss_mb'] / ref:.2f}" if ref else "-"
         print(f"| {case} | {r['peak_rss_mb']:.0f} | {ratio} | {r['s_per_image']} | {r['torch_imported']} |",

@@ -12,9 +12,10 @@ attention products); a CFG step is two forwards. The VAE's time is in images/s b
 
 import argparse
 import json
-import subprocess
 import sys
 import time
+
+from child import run_child
 
 
 def dit_flops(models) -> float:
@@ -131,15 +132,11 @@ def main():
         cmd += ["--one-cap", str(cap)] if cap else []
         name = plan if not budget else f"--vram-budget {budget:g} --batch-size auto" + (f", {cap:g} GB cap" if cap
                                                                                         else "")
-        try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-        except subprocess.TimeoutExpired:
-            print(f"| {name} | - | timed out after {args.timeout:.0f} s |", flush=True)
+        rows, why = run_child(cmd, args.timeout)
+        if why:
+            print(f"| {name} | - | {why} |", flush=True)
             continue
-        if out.returncode:
-            print(f"| {name} | - | failed: {(out.stderr.strip().splitlines() or ['?'])[-1][:110]} |", flush=True)
-            continue
-        for r in json.loads(out.stdout.strip().splitlines()[-1]):
+        for r in rows:
             shown = f"{name}: {r['plan']}" if budget else r["plan"]
             if "error" in r:
                 print(f"| {shown} | {r['batch']} | {r['error']} |", flush=True)

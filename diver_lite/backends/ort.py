@@ -74,7 +74,7 @@ class OrtBackend:
         providers = named_providers(provider) if provider else providers_for(device)
         threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or None
         settings = settings or SessionSettings(threads=threads)
-        self.sessions = SessionPool(folder, m["graphs"], (graph, "vae_encoder", "vae_decoder"), providers, sessions,
+        self.sessions = SessionPool(folder, m["graphs"], ("vae_encoder", graph, "vae_decoder"), providers, sessions,
                                     settings)
         expected = {"dit": [m["latent_channels"], m["latent_size"], m["latent_size"]],
                     "vae_encoder": [3, m["image_size"], m["image_size"]],

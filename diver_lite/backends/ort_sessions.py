@@ -59,7 +59,7 @@ class OrtSession:
 
 class SessionPool:
     """pool[name] -> the OrtSession of graph `name`, made when first asked for; under "lean" the one held before is
-    released first."""
+    released first. `names` in the order a batch needs them: under "lean" the first stays loaded after the checks."""
 
     def __init__(self, folder: Path, graphs: dict, names: tuple[str, ...], providers: list[str], mode: str,
                  settings: SessionSettings):
@@ -70,14 +70,13 @@ class SessionPool:
         self.held: dict[str, OrtSession] = {}
         self.provider = None
         self.shapes = {}
-        for name in names:              # each graph loads once here: its input shape and its provider are checked
-            session = self._make(name)
+        for name in reversed(names):    # each graph loads once here: its input shape and its provider are checked
+            if mode == "lean":
+                self.held.clear()
+                gc.collect()
+            session = self.held[name] = self._make(name)
             self.shapes[name] = session.input_shape[1:]
             self.provider = self.provider or session.provider
-            if mode == "resident":
-                self.held[name] = session
-            del session
-            gc.collect()
 
     def _make(self, name: str) -> OrtSession:
         return OrtSession(self.folder / self.graphs[name]["file"], self.providers,

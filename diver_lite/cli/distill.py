@@ -4,6 +4,7 @@ from pathlib import Path
 
 import click
 
+from diver_lite.cli.data_options import max_size_option
 from diver_lite.cli.distill_mtt import mtt_options, run_mtt
 
 EXAMPLE = """
@@ -28,7 +29,7 @@ Examples:
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Fashion-MNIST: a folder with its IDX files (default: Debian's package, else the vendored "
               "subset). Your own data: an image folder <class>/<image> (square images up to --max-size).")
-@click.option("--max-size", type=click.IntRange(min=8), default=64, help="Largest image side --data may have.")
+@max_size_option
 @click.option("--seed", type=click.IntRange(min=0), default=0)
 @click.option("--overwrite", is_flag=True)
 @mtt_options

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from diver_lite.cli.data_options import max_size_option
+
 # The students, listed without importing torch (so --help stays fast); experiments.fashion_mnist.students.STUDENTS
 # has them.
 STUDENT_NAMES = ("convnet", "mlp", "lenet", "resnet18", "mobilenetv2", "efficientnet", "shufflenetv2", "vit")
@@ -43,7 +45,7 @@ Examples:
               help="Fashion-MNIST IDX folder for the test split (default: Debian's package, else the subset), or "
               "the image folder the sets were distilled from: its --test-folder images are then padded as "
               "train-prior and distill padded it.")
-@click.option("--max-size", type=click.IntRange(min=8), default=64, help="Largest image side --data may have.")
+@max_size_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted evaluation in the same -o folder: finished "
               "student runs (kept as they end) are not trained again.")
 @click.option("--test-folder", type=click.Path(path_type=Path), default=None,

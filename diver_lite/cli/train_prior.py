@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from diver_lite.cli.data_options import max_size_option
+
 EXAMPLE = """
 \b
 Examples:
@@ -25,7 +27,7 @@ Examples:
 @click.option("--test-folder", type=click.Path(path_type=Path), default=None,
               help="Real test images (<class>/<image>, the same classes) that judge a prior of an image folder; "
               "default: 10 % of each class of --data held out.")
-@click.option("--max-size", type=click.IntRange(min=8), default=64, help="Largest image side --data may have.")
+@max_size_option
 @click.option("--seed", type=click.IntRange(min=0), default=0)
 @click.option("--vae-steps", type=click.IntRange(min=1), default=1500)
 @click.option("--dit-steps", type=click.IntRange(min=1), default=10000)

@@ -18,6 +18,12 @@ from diver_lite.registry import discover
 SAMPLERS = {s.name: s for s in discover("diver_lite.core.samplers")}
 
 
+def report_step(callback: Callable[[dict], None] | None, x, x0_pred, p) -> None:
+    """k-diffusion's callback after a step: {x, i, x0_pred} (plus the DiT timestep and the step's numbers)."""
+    if callback is not None:
+        callback({"x": x, "i": p.index, "x0_pred": x0_pred, "timestep": p.timestep, "step": p})
+
+
 def inherited_start(z_inh, eps, schedule: SamplingSchedule):
     """Semantic inheritance: the inherited latent noised to sampling index t_init."""
     return schedule.init_alpha_bar ** 0.5 * z_inh + (1 - schedule.init_alpha_bar) ** 0.5 * eps
@@ -37,8 +43,7 @@ def diver_sample(denoiser: Callable, z_inh, eps, class_labels, schedule: Samplin
         noise = step_noise(p.index) if stochastic and p.index > 0 else None
         # Semantic guidance: pull x0_pred toward z_inh inside the window.
         x, x0_pred = diver_step(x, out, z_inh, p, schedule.sampler, noise, schedule.sigma_scaling)
-        if callback is not None:
-            callback({"x": x, "i": p.index, "x0_pred": x0_pred, "timestep": p.timestep, "step": p})
+        report_step(callback, x, x0_pred, p)
     return x
 
 
@@ -53,6 +58,5 @@ def guided_step_sample(step: Callable, z_inh, eps, class_labels, null_labels, sc
     x = inherited_start(z_inh, eps, schedule)
     for p in schedule.steps:
         x, x0_pred = step(x, p.timestep, class_labels if p.conditional else null_labels, z_inh, p)
-        if callback is not None:
-            callback({"x": x, "i": p.index, "x0_pred": x0_pred, "timestep": p.timestep, "step": p})
+        report_step(callback, x, x0_pred, p)
     return x

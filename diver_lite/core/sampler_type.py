@@ -12,4 +12,3 @@ class Sampler:
     update: Callable
     stochastic: bool = False
     order: int = 100
-    help: str = ""

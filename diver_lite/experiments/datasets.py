@@ -31,9 +31,11 @@ class LabelledImages:
 
 
 def is_image_folder(path: Path | None) -> bool:
-    from diver_lite.layouts.files import image_files
+    """What `diver-lite recover` would read as the image-folder layout (<class>/<image> subfolders)."""
+    from diver_lite.layouts.layout import Probe
+    from diver_lite.layouts.registry import get_layout
 
-    return path is not None and Path(path).is_dir() and any(p.is_dir() and image_files(p) for p in Path(path).iterdir())
+    return path is not None and Path(path).is_dir() and get_layout("folder").detect(Probe(Path(path)))
 
 
 def load_images(data: Path | None, split: str = "train", max_size: int = MAX_SIZE) -> LabelledImages:

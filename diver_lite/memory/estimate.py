@@ -69,7 +69,7 @@ def estimate_peak_bytes(plan, sizes: ModelSizes, batch: int, device_type: str, r
     dit_w = e.dit_weights if e.dit_weights is not None else e.resident + s.dit_blocks * e.block
     vae_w = e.vae_weights if e.vae_weights is not None else e.encoder + e.decoder
     dit_act = e.dit_activations
-    vae_act = VAE_ACTIVATION_FACTOR * e.vae_images * s.vae_width * e.vae_pixels * bv
+    vae_act = VAE_ACTIVATION_FACTOR * e.vae_images * s.vae_width * e.vae_pixels * e.vae_bytes
     if device_type == "cuda":
         if not e.separate_on_device:
             weights, activations = dit_w + vae_w, max(dit_act, vae_act)

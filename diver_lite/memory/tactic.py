@@ -2,7 +2,7 @@
 label part and its parser, checks, the peak-estimate term, what it does to the loaded models)."""
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 def _nothing(*args) -> None:
@@ -46,4 +46,3 @@ class Tactic:
     numerics: Callable[[object], object] | None = None   # else: the part of its value that changes results
     estimate: Callable[..., None] = _nothing   # estimate(e: Estimate, plan, sizes, device_type, batch)
     apply: Callable[[object, object], None] = _nothing   # apply(models, plan) after placement
-    extra: dict = field(default_factory=dict)

@@ -63,11 +63,11 @@ def build_engine(spec: EngineSpec, cfg_channels: int = 3, batch_size: int = 1,
         raise ConfigError("--provider chooses ONNX Runtime's execution providers", "use it with --backend onnxruntime")
     from diver_lite.backends.torch_backend import TorchBackend
     from diver_lite.memory.budget import auto_budget_gb, largest_batch, plan_for_budget
-    from diver_lite.pipeline.report import current_rss_bytes
     from diver_lite.memory.estimate import model_sizes
     from diver_lite.memory.plan import RuntimePlan
     from diver_lite.memory.runtime import build_runtime, prepare_models
     from diver_lite.models.source import resolve_source
+    from diver_lite.pipeline.report import current_rss_bytes
 
     dev = resolve_device(spec.device)
     plan, prepared, batch = spec.plan or RuntimePlan(spec.precision), None, batch_size

@@ -8,4 +8,4 @@ def ddim(x, x0_pred, eps, sigma, noise, p):
     return ddim_update(x0_pred, eps, p)
 
 
-ENTRY = Sampler("ddim", ddim, stochastic=False, order=0, help="DDIM, eta 0 (deterministic; the default)")
+ENTRY = Sampler("ddim", ddim, stochastic=False, order=0)

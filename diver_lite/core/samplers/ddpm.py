@@ -8,4 +8,4 @@ def ddpm(x, x0_pred, eps, sigma, noise, p):
     return ddpm_update(x, x0_pred, sigma, noise, p)
 
 
-ENTRY = Sampler("ddpm", ddpm, stochastic=True, order=1, help="DDPM with the learned variance (PReDD's sampler)")
+ENTRY = Sampler("ddpm", ddpm, stochastic=True, order=1)

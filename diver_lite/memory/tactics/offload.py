@@ -2,6 +2,7 @@
 
 from diver_lite.errors import ConfigError
 from diver_lite.memory.tactic import Tactic
+from diver_lite.memory.tactics.precision import PRECISIONS
 
 OFFLOADS = ("none", "model", "sequential", "stream")
 
@@ -9,8 +10,6 @@ OFFLOADS = ("none", "model", "sequential", "stream")
 def _check(plan) -> None:
     if plan.offload not in OFFLOADS:
         raise ConfigError(f"unknown offload {plan.offload!r}", f"use one of {', '.join(OFFLOADS)}")
-    from diver_lite.memory.tactics.precision import PRECISIONS
-
     fixed = not PRECISIONS.get(plan.precision, PRECISIONS["fp32"]).moves   # bitsandbytes' layers stay where made
     if fixed and plan.offload in ("sequential", "stream") or plan.precision == "fp8" and plan.offload == "sequential":
         raise ConfigError(f"{plan.precision} weights cannot be combined with --offload {plan.offload}",
