@@ -14,21 +14,17 @@ PROTOCOL=${PROTOCOL:-dc}
 JOBS=${JOBS:-2}
 mkdir -p "$R"
 K=$(python -c "from diver_lite.core.config import RecoverConfig as C; print(C.from_preset('dm', $IPC).steps)")
-declare -A VARIANTS=(
-  [defaults]=""
-  [lambda0]="--guidance-scale 0"
-  [lambda1]="--guidance-scale 1"
-  [window_all]="--guidance-window 0:$((K - 1))"
-  [labels_all]="--label-phase all"
-  [pixels_raw]="--pixel-range raw"
-  [cfg4]="--cfg-channels 4"
-)
 SETS=()
-for name in defaults lambda0 lambda1 window_all labels_all pixels_raw cfg4; do
-  [ -f "$R/$name/$(basename "$DM")" ] || diver-lite recover "$DM" -o "$R/$name" --method dm --ipc "$IPC" \
-    ${VARIANTS[$name]} -q --overwrite
-  SETS+=("$R/$name/$(basename "$DM")")
-done
+# shellcheck source=benchmarks/recover_variants.sh
+. "$(dirname "$0")/recover_variants.sh"
+recover_variants "$DM" "$R" "--method dm --ipc $IPC" \
+  defaults "" \
+  lambda0 "--guidance-scale 0" \
+  lambda1 "--guidance-scale 1" \
+  window_all "--guidance-window 0:$((K - 1))" \
+  labels_all "--label-phase all" \
+  pixels_raw "--pixel-range raw" \
+  cfg4 "--cfg-channels 4"
 E="$R/eval_$PROTOCOL"
 [ -f "$E/results.md" ] || { rm -rf "$E"
   diver-lite evaluate "${SETS[@]}" --baseline "${SETS[0]}" --protocol "$PROTOCOL" --jobs "$JOBS" ${EVAL_ARGS:-} -o "$E"; }

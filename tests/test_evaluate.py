@@ -189,3 +189,30 @@ def test_an_interrupted_evaluation_resumes_without_redoing_finished_runs(tmp_pat
     read = lambda p: json.loads((p / "results.json").read_text())["results"]     # noqa: E731
     assert read(tmp_path / "e")[str(tmp_path / "r.pt")]["students"] == \
         read(tmp_path / "ref")[str(tmp_path / "r.pt")]["students"]
+
+
+def test_the_validation_split_is_held_out_of_training_images_and_evaluate_can_test_on_it(tmp_path, monkeypatch):
+    """Settings are chosen on `--split val` (a tenth of each class of the vendored subset's training images,
+    500 per class of the full split), never on the test split."""
+    monkeypatch.setattr(fm, "DEBIAN_ROOT", tmp_path / "absent")
+    train, train_y, _ = fm.load("train")
+    val, val_y, source = fm.load("val")
+    assert "validation" in source and np.bincount(val_y).tolist() == [len(train_y) // 100] * 10
+    rows = {row.tobytes() for row in train}
+    assert all(v.tobytes() in rows for v in val)                          # taken from the training split
+    assert np.array_equal(fm.load("val")[0], val)                         # the same images every time
+    big = np.repeat(np.arange(10), 6000)
+    assert np.bincount(big[fm.validation_indices(big)]).tolist() == [500] * 10
+
+    runner = CliRunner()
+    assert runner.invoke(cli, ["distill", "-o", str(tmp_path / "r.pt"), "--method", "random-real", "--ipc", "1"]
+                         ).exit_code == 0
+    args = ["evaluate", str(tmp_path / "r.pt"), "--students", "convnet", "--seeds", "1", "--epochs", "2"]
+    result = runner.invoke(cli, args + ["-o", str(tmp_path / "ev"), "--split", "val"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "ev" / "results.json").read_text())["split"] == "val"
+    assert "validation split" in (tmp_path / "ev" / "results.md").read_text()
+    (tmp_path / "val_folder").mkdir()
+    bad = runner.invoke(cli, args + ["-o", str(tmp_path / "ev2"), "--split", "val", "--test-folder",
+                                     str(tmp_path / "val_folder")])
+    assert bad.exit_code == 2 and "--split val" in bad.output

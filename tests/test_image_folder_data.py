@@ -51,7 +51,7 @@ def test_train_prior_distill_recover_evaluate_on_an_image_folder(folders, tmp_pa
             "--classifier-epochs", 1, "--samples-per-class", 2)
     assert r.exit_code == 0, r.output
     card = (prior / "MODEL_CARD.md").read_text()
-    assert "image folder" in card and "bag, sneaker, trouser" in card and "latent 4 x 6 x 6" in card
+    assert "image folder" in card and "bag, sneaker, trouser" in card and "latent 4 x 12 x 12" in card
     metrics = json.loads((prior / "metrics.json").read_text())
     assert metrics["classes"] == sorted(CLASSES) and metrics["samples"] == 6
     assert json.loads((prior / "transformer" / "config.json").read_text())["num_embeds_ada_norm"] == 3

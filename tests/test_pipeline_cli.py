@@ -158,3 +158,34 @@ def test_recovery_on_mps_matches_the_cpu(tmp_path, dm_file):
     x = torch.load(a["output"]["set"], weights_only=True)["data"][0][0]
     y = torch.load(b["output"]["set"], weights_only=True)["data"][0][0]
     torch.testing.assert_close(x, y, atol=1e-3, rtol=1e-3)
+
+
+def test_method_presets_follow_the_table_and_yield_to_options_given(tmp_path, dm_file, tiny_model_dir, monkeypatch):
+    """--method takes its table's settings (the Fashion-MNIST one holds more than t_init/K); an option written on
+    the command line wins over the preset, a default does not."""
+    from diver_lite.core import config as config_mod
+
+    monkeypatch.setitem(config_mod.FASHION_MNIST_PRESETS, "dm", {1: {"t_init": 3, "steps": 4, "guidance_scale": 0.25}})
+
+    def used(name, *extra):
+        result = run_cli("recover", dm_file, "-o", tmp_path / name, "--model", tiny_model_dir, "--method", "dm",
+                         "--no-png", "-q", *extra)
+        assert result.exit_code == 0, result.output
+        c = json.loads((tmp_path / name / "report.json").read_text())["config"]
+        return c["t_init"], c["steps"], c["guidance_scale"]
+
+    assert used("fm", "--presets", "fashion-mnist") == (3, 4, 0.25)
+    assert used("fm_lambda", "--presets", "fashion-mnist", "--guidance-scale", "1") == (3, 4, 1.0)
+    assert used("fm_steps", "--presets", "fashion-mnist", "--steps", "2") == (3, 2, 0.25)
+    assert used("auto") == (10, 15, 0.5)                     # --model given: auto is PReDD's ImageNet table
+    assert RecoverConfig.from_preset("edf", 1, "fashion-mnist") == RecoverConfig.from_preset("edf", 1)   # not swept
+
+
+def test_a_preset_guidance_window_gives_way_when_the_steps_change(monkeypatch):
+    from diver_lite.core import config as config_mod
+
+    monkeypatch.setitem(config_mod.FASHION_MNIST_PRESETS, "mtt", {1: {"t_init": 10, "steps": 10,
+                                                                       "guidance_window": (0, 9)}})
+    assert RecoverConfig.from_preset("mtt", 1, "fashion-mnist").window == (0, 9)
+    assert RecoverConfig.from_preset("mtt", 1, "fashion-mnist", steps=5).window == (0, 1)   # K=5: the default
+    assert RecoverConfig.from_preset("mtt", 1, "fashion-mnist", steps=10, align=False).window == (0, 9)

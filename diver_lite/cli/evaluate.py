@@ -17,6 +17,7 @@ Examples:
   diver-lite evaluate runs/dm_ipc1.pt runs/dm_ipc1_recovered/dm_ipc1.pt -o runs/eval_ipc1
   diver-lite evaluate runs/dm_ipc1.pt -o runs/quick --students convnet,resnet18 --seeds 1 --epochs 50
   diver-lite evaluate runs/dm.pt runs/diver/dm.pt --protocol predd --jobs 2 -o runs/eval_predd
+  diver-lite evaluate runs/dm.pt runs/diver/dm.pt --split val -o runs/eval_val   # choosing settings: not on test
 \b
   # the ImageNet-subset protocol: a local val folder, one sub-folder per class in local label order
   diver-lite evaluate recovered/res_DM.pt -o runs/nette --test-folder imagenette/val --protocol predd
@@ -46,12 +47,17 @@ Examples:
               "the image folder the sets were distilled from: its --test-folder images are then padded as "
               "train-prior and distill padded it.")
 @max_size_option
+@click.option("--split", type=click.Choice(["test", "val"]), default="test",
+              help="Fashion-MNIST's split the students are tested on. val: 5,000 images held out of the training "
+              "split (500 per class, seed 0), for choosing settings (benchmarks/fashion_mnist_sweep.sh); report "
+              "the chosen ones on test.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted evaluation in the same -o folder: finished "
               "student runs (kept as they end) are not trained again.")
 @click.option("--test-folder", type=click.Path(path_type=Path), default=None,
               help="Real test images as <class>/<image> (sorted class folders = local labels), resized to the "
               "set's size: the ImageNet-subset protocol with a local val folder.")
-def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data, max_size, resume, test_folder):
+def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data, max_size, split, resume,
+             test_folder):
     """Train each student only on each SET (hard labels, DSA, EMA with BN statistics re-estimated) and test it on
     real images; reports mean ± std over seeds, the cross-architecture score, and every set's paired difference
     against the baseline set."""
@@ -83,6 +89,9 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
                                    **({"epochs": epochs} if epochs else {}))
     loaded = [(label, read_set(p)) for label, p in zip(labels, sets)]
     size = loaded[0][1].images.shape[-1]
+    if split != "test" and (test_folder is not None or is_image_folder(data)):
+        raise ConfigError(f"--split {split} holds out Fashion-MNIST images", "drop --split with an image folder or "
+                          "--test-folder (their own held-out images are the test split)")
     if is_image_folder(data):
         if test_folder is None:
             raise ConfigError(f"{data} is an image folder: it has no test split", "give --test-folder with real test "
@@ -93,7 +102,7 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
         test = read_set(test_folder, layout="folder")
         test_x, test_y = from_unit(resize(to_unit(test.images, "unit"), size, antialias=True), "imagenet"), test.labels
     else:
-        images, test_y, _ = fm.load("test", data)
+        images, test_y, _ = fm.load(split, data)
         test_x = from_unit(resize(fm.to_images(images), size, antialias=True), "imagenet")
     classes = int(test_y.max()) + 1
     for label, dset in loaded:
@@ -128,9 +137,11 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
         results = evaluate_sets(inputs, test_x, test_y, cfg, baseline=base if len(inputs) > 1 else None,
                                 jobs=jobs, done=done, on_result=progress)
     config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
-    (out / "results.json").write_text(json.dumps({"config": config, "baseline": base, "results": results},
-                                                 indent=2))
+    (out / "results.json").write_text(json.dumps({"config": config, "split": split, "baseline": base,
+                                                  "results": results}, indent=2))
     table = render_table(results, cfg, base)
+    if split == "val":
+        table = "Tested on the validation split (5,000 training images held out), not on the test split.\n\n" + table
     (out / "results.md").write_text(table)
     Image.fromarray(chart(results, names)).save(out / "results.png")
     click.echo(table)

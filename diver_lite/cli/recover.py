@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from diver_lite.core.config import LABEL_PHASES, METHOD_PRESETS, PIXEL_RANGES, SAMPLERS, RecoverConfig
+from diver_lite.core.config import LABEL_PHASES, METHOD_PRESETS, PIXEL_RANGES, PRESET_TABLES, SAMPLERS, RecoverConfig
 from diver_lite.layouts import LAYOUTS
 from diver_lite.core.prepare import PIXEL_SPACES
 from diver_lite.errors import ConfigError, InputError
@@ -103,8 +103,13 @@ def _class_map(path: Path | None):
               help="With --backend onnxruntime: lean holds one graph at a time (encoder, DiT, decoder: the peak is the "
               "largest graph's, the DiT loads once per batch); resident holds all three.")
 @click.option("--method", type=click.Choice(sorted(METHOD_PRESETS)), default=None,
-              help="Distillation method: takes PReDD's t_init/K for --ipc unless --t-init/--steps are given.")
+              help="Distillation method: takes its preset for --ipc (see --presets); an option given on the command "
+              "line (--t-init, --steps, ...) overrides the preset's value.")
 @click.option("--ipc", type=click.IntRange(min=1), default=1, help="Images per class, with --method.")
+@click.option("--presets", type=click.Choice(("auto", *PRESET_TABLES)), default="auto",
+              help="The --method table: imagenet (PReDD's t_init/K), fashion-mnist (the embedded prior's settings, "
+              "chosen on a validation split; PReDD's where not swept); auto: fashion-mnist with the embedded prior, "
+              "else imagenet.")
 @click.option("--t-init", type=click.IntRange(min=0), default=None, help="Sampling index the inherited latent is "
               "noised to (of --sampling-steps).  [default: 10]")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="K, reverse steps run at indices "
@@ -139,7 +144,7 @@ def _class_map(path: Path | None):
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, experiment, subset, class_map, model,
             vae, timestep_embedding, backend, onnx_dir, provider, onnx_graph, ort_sessions,
-            method, ipc,
+            method, ipc, presets,
             t_init, steps, align,
             sampling_steps, cfg_scale, cfg_channels, guidance_scale, guidance_window, no_sigma_scaling,
             label_phase, sampler, pixel_range, keep_size, batch_size, seed, device, resume, overwrite, no_png,
@@ -168,7 +173,13 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
     if steps is not None:
         options["steps"] = steps
     if method is not None:
-        config = RecoverConfig.from_preset(method, ipc, **options)
+        embedded = model is None and backend == "torch"
+        table = presets if presets != "auto" else "fashion-mnist" if embedded else "imagenet"
+        source = click.get_current_context().get_parameter_source
+        preset = RecoverConfig.preset_fields(method, ipc, table)
+        options = {k: v for k, v in options.items()              # the preset's values unless given on the line
+                   if k not in preset or source(k) is not click.core.ParameterSource.DEFAULT}
+        config = RecoverConfig.from_preset(method, ipc, table, **options)
     else:
         config = RecoverConfig(**options)
 
@@ -187,6 +198,9 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
     def log(msg: str) -> None:          # -q silences progress, never a warning
         if not quiet or msg.startswith("Warning:"):
             click.echo(msg, err=True)
+    if method is not None:
+        log(f"--method {method} --ipc {ipc} ({table} presets): t_init {config.t_init}, K {config.effective_steps}, "
+            f"λ {config.guidance_scale:g}, window {config.window[0]}:{config.window[1]}, labels {config.label_phase}")
     with stop_after_batch_on_sigint(log) as should_stop:
         try:
             engine = EngineSpec(backend=backend, model=model, vae=vae, device=device, onnx_dir=onnx_dir,

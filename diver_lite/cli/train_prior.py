@@ -12,7 +12,7 @@ from diver_lite.cli.data_options import max_size_option
 EXAMPLE = """
 \b
 Examples:
-  diver-lite train-prior -o runs/prior                       # the shipped default (about an hour on one thread)
+  diver-lite train-prior -o runs/prior                       # the shipped default (about 1 h 40 min on one thread)
   diver-lite train-prior -o runs/quick --vae-steps 50 --dit-steps 50 --classifier-epochs 1   # a smoke test
   diver-lite train-prior --data my_tiles/train --test-folder my_tiles/test -o runs/tiles_prior   # your own data
 """
@@ -29,8 +29,8 @@ Examples:
               "default: 10 % of each class of --data held out.")
 @max_size_option
 @click.option("--seed", type=click.IntRange(min=0), default=0)
-@click.option("--vae-steps", type=click.IntRange(min=1), default=1500)
-@click.option("--dit-steps", type=click.IntRange(min=1), default=10000)
+@click.option("--vae-steps", type=click.IntRange(min=1), default=2000)
+@click.option("--dit-steps", type=click.IntRange(min=1), default=14000)
 @click.option("--classifier-epochs", type=click.IntRange(min=1), default=2,
               help="Epochs of the real-data ConvNet that judges the samples.")
 @click.option("--samples-per-class", type=click.IntRange(min=1), default=100)

@@ -33,3 +33,4 @@ class Layout:
     order: int = 100               # detection order: the first layout whose detect() says yes
     mosaic: bool = False           # images are 2x2 mosaics recovered as four (NCFM)
     options: tuple[str, ...] = ()  # read_set's extra arguments it takes ("experiment")
+    suffixes: tuple[str, ...] = () # the file suffixes it reads (".npz"); empty: any

@@ -91,4 +91,4 @@ def write(dset, x, out):
 
 
 ENTRY = Layout("npz", reads_folder=False, pixel_space="unit", expects="npz ('images', 'labels')", read=read,
-               write=write, detect=lambda probe: probe.path.suffix == ".npz", order=5)
+               write=write, detect=lambda probe: True, order=5, suffixes=(".npz",))

@@ -30,7 +30,8 @@ def detect_layout(path: Path) -> str:
     if not path.exists():
         raise InputError(f"{path} does not exist", "give the path of the distilled set (a .pt, .npz or folder)")
     probe = Probe(path)
-    candidates = [layout for layout in REGISTRY.values() if layout.detect and layout.reads_folder == path.is_dir()]
+    candidates = [layout for layout in REGISTRY.values() if layout.detect and layout.reads_folder == path.is_dir()
+                  and (not layout.suffixes or path.suffix.lower() in layout.suffixes)]
     for layout in candidates:
         if layout.detect(probe):
             return layout.name
@@ -38,7 +39,7 @@ def detect_layout(path: Path) -> str:
     if path.is_dir():
         raise InputError(f"{path} is a folder with neither {' nor '.join(tried)}; found: {listing(path)}",
                          "point at the set itself")
-    raise InputError(f"{path} matches no layout: tried {', '.join(t for t in tried if not t.startswith('npz'))}; "
+    raise InputError(f"{path} matches no layout: tried {', '.join(tried)}; "
                      f"found {describe(probe.content)}", "name the layout with --layout or convert the file")
 
 

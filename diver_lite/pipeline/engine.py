@@ -52,9 +52,10 @@ def resolve_device(device: str):
 
 
 def build_engine(spec: EngineSpec, cfg_channels: int = 3, batch_size: int = 1,
-                 log: Callable[[str], None] | None = None, max_batch: int = 256):
+                 log: Callable[[str], None] | None = None, max_batch: int = 256, prepared=None):
     """The backend (backends/base.py) that `spec` describes, for batches of `batch_size` images (with
-    `spec.auto_batch`: the largest up to `max_batch` that fits, as `backend.batch_size`)."""
+    `spec.auto_batch`: the largest up to `max_batch` that fits, as `backend.batch_size`). `prepared`:
+    memory.runtime.prepare_models' result for spec's model when the caller already sized on it."""
     if spec.backend == "onnxruntime":
         return _ort_engine(spec, cfg_channels)
     if spec.backend != "torch":
@@ -70,14 +71,14 @@ def build_engine(spec: EngineSpec, cfg_channels: int = 3, batch_size: int = 1,
     from diver_lite.pipeline.report import current_rss_bytes
 
     dev = resolve_device(spec.device)
-    plan, prepared, batch = spec.plan or RuntimePlan(spec.precision), None, batch_size
+    plan, batch = spec.plan or RuntimePlan(spec.precision), batch_size
     source = resolve_source(spec.model, spec.vae)          # the model argument, interpreted once
     if spec.budget_gb is not None or spec.auto_batch:
         if spec.budget_for is not None and spec.budget_for != dev.type:
             flag = {"cuda": "--vram-budget", "cpu": "--ram-budget"}
             raise ConfigError(f"{flag[spec.budget_for]} was given but the run is on {dev.type}",
                               f"use {flag[dev.type]}, or --device {spec.budget_for}")
-        prepared = prepare_models(source, spec.timestep_embedding)   # sized once, then built from
+        prepared = prepared or prepare_models(source, spec.timestep_embedding)   # sized once, then built from
         sizes = model_sizes(prepared.transformer, prepared.vae)
         given = spec.budget_gb if spec.budget_gb is not None else "auto"
         budget = auto_budget_gb(dev) if given == "auto" else given

@@ -19,6 +19,12 @@ SUBSET = Path(__file__).parents[2] / "assets" / "fashion_mnist_subset.npz"
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+SPLITS = ("train", "val", "test")
+# The validation split that chooses recovery defaults (benchmarks/fashion_mnist_sweep.sh), so the test split never
+# does: up to 500 images of each class of the training split (a tenth of a class if that is fewer), seed 0.
+# "train" stays the whole training split: the prior and the stage-1 sets were trained on it, the same for every
+# configuration a sweep compares.
+VAL_PER_CLASS, VAL_SEED = 500, 0
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -63,8 +69,23 @@ def _find(root: Path, stem: str) -> Path | None:
     return None
 
 
+def validation_indices(labels: np.ndarray) -> np.ndarray:
+    """Indices of the validation split within the training split (sorted)."""
+    rng = np.random.default_rng(VAL_SEED)
+    picks = [rng.permutation(np.flatnonzero(labels == c))[:min(VAL_PER_CLASS, int((labels == c).sum()) // 10)]
+             for c in range(len(CLASSES))]
+    return np.sort(np.concatenate(picks))
+
+
 def load(split: str = "train", root: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, str]:
-    """(images uint8 [N, 28, 28], labels int64 [N], source). `root` None: Debian's package, else the subset."""
+    """(images uint8 [N, 28, 28], labels int64 [N], source) of "train", "val" (held out of train: see
+    VAL_PER_CLASS) or "test". `root` None: Debian's package, else the vendored subset."""
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of {SPLITS}")
+    if split == "val":
+        images, labels, source = load("train", root)
+        keep = validation_indices(labels)
+        return images[keep], labels[keep], f"{source}, validation ({len(keep)} of the training images)"
     if root is not None or DEBIAN_ROOT.is_dir():
         folder = Path(root) if root is not None else DEBIAN_ROOT
         paths = [_find(folder, stem) for stem in FILES[split]]
