@@ -17,7 +17,8 @@ JOBS=${JOBS:-2}
 mkdir -p "$R"
 [ -f "$R/real.pt" ] || diver-lite distill -o "$R/real.pt" --method random-real --ipc "$IPC"
 [ -f "$R/dm.pt" ] || diver-lite distill -o "$R/dm.pt" --ipc "$IPC" --iterations 200
-[ -f "$R/predd/dm.pt" ] || diver-lite recover "$R/dm.pt" -o "$R/predd" --method dm --ipc "$IPC" --guidance-scale 0 \
+[ -f "$R/predd/dm.pt" ] || diver-lite recover "$R/dm.pt" -o "$R/predd" --method dm --ipc "$IPC" \
+  --presets imagenet --guidance-scale 0 \
   --label-phase all --sampler ddpm --pixel-range raw -q --overwrite
 [ -f "$R/diver/dm.pt" ] || diver-lite recover "$R/dm.pt" -o "$R/diver" --method dm --ipc "$IPC" -q --overwrite
 E="$R/eval_$PROTOCOL"

@@ -17,7 +17,7 @@ K=$(python -c "from diver_lite.core.config import RecoverConfig as C; print(C.fr
 SETS=()
 # shellcheck source=benchmarks/recover_variants.sh
 . "$(dirname "$0")/recover_variants.sh"
-recover_variants "$DM" "$R" "--method dm --ipc $IPC" \
+recover_variants "$DM" "$R" "--method dm --ipc $IPC --presets imagenet" \
   defaults "" \
   lambda0 "--guidance-scale 0" \
   lambda1 "--guidance-scale 1" \

@@ -22,6 +22,8 @@ METHOD_PRESETS: dict[str, dict[int, tuple[int, int]]] = {
 # on the validation split (benchmarks/fashion_mnist_sweep.sh; docs/BENCHMARKS.md, "Validation sweep"). What was
 # not swept takes PReDD's t_init/K above.
 FASHION_MNIST_PRESETS: dict[str, dict[int, dict]] = {
+    # DM IPC 1, prior v2: labels (CFG) on every step, +7.97 on validation vs the preset's +4.89.
+    "dm": {1: {"t_init": 10, "steps": 15, "label_phase": "all"}},
     # MTT IPC 1, prior v2: guidance (and so labels) on all 10 steps, +5.12 on validation vs the preset's +4.42.
     "mtt": {1: {"t_init": 10, "steps": 10, "guidance_window": (0, 9)}},
 }
