@@ -16,8 +16,8 @@ JOBS=${JOBS:-2}
 mkdir -p "$R"
 [ -f "$R/mtt/images_best.pt" ] || diver-lite distill -o "$R/mtt" --method mtt --ipc "$IPC" \
   --experts-dir runs/experts --overwrite
-[ -f "$R/mtt_predd/mtt/images_best.pt" ] || diver-lite recover "$R/mtt" -o "$R/mtt_predd" --method mtt --presets imagenet \
-  --ipc "$IPC" --guidance-scale 0 --label-phase all --sampler ddpm --pixel-range raw -q --overwrite
+[ -f "$R/mtt_predd/mtt/images_best.pt" ] || diver-lite recover "$R/mtt" -o "$R/mtt_predd" --method mtt \
+  --presets imagenet --ipc "$IPC" --guidance-scale 0 --label-phase all --sampler ddpm --pixel-range raw -q --overwrite
 [ -f "$R/mtt_diver/mtt/images_best.pt" ] || diver-lite recover "$R/mtt" -o "$R/mtt_diver" --method mtt \
   --ipc "$IPC" -q --overwrite
 [ -f "$R/mtt_vae/mtt/images_best.pt" ] || diver-lite recover "$R/mtt" -o "$R/mtt_vae" --t-init 0 --steps 1 \

@@ -141,7 +141,8 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
                                                   "results": results}, indent=2))
     table = render_table(results, cfg, base)
     if split == "val":
-        table = "Tested on the validation split (5,000 training images held out), not on the test split.\n\n" + table
+        table = (f"Tested on the validation split ({len(test_y):,} training images held out), not on the test "
+                 "split.\n\n" + table)
     (out / "results.md").write_text(table)
     Image.fromarray(chart(results, names)).save(out / "results.png")
     click.echo(table)

@@ -176,7 +176,7 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
         embedded = model is None and backend == "torch"
         table = presets if presets != "auto" else "fashion-mnist" if embedded else "imagenet"
         source = click.get_current_context().get_parameter_source
-        preset = RecoverConfig.preset_fields(method, ipc, table)
+        preset = RecoverConfig.preset_values(method, ipc, table)
         options = {k: v for k, v in options.items()              # the preset's values unless given on the line
                    if k not in preset or source(k) is not click.core.ParameterSource.DEFAULT}
         config = RecoverConfig.from_preset(method, ipc, table, **options)

@@ -85,10 +85,10 @@ class RecoverConfig:
             return tuple(self.guidance_window)
         return (0, self.effective_steps // 2 - 1)
 
-    @classmethod
-    def from_preset(cls, method: str, ipc: int, table: str = "imagenet", **overrides) -> "RecoverConfig":
-        """A distillation method's settings at IPC 1 or 10 (IPC > 10 uses the IPC 10 values): PReDD's t_init/K
-        ("imagenet"), or the Fashion-MNIST prior's validation-chosen fields where it has them."""
+    @staticmethod
+    def preset_values(method: str, ipc: int, table: str = "imagenet") -> dict:
+        """The fields a method's preset sets at IPC 1 or 10 (IPC > 10 uses the IPC 10 values): PReDD's t_init/K
+        ("imagenet"), with the Fashion-MNIST prior's validation-chosen fields on top where it has them."""
         presets = METHOD_PRESETS.get(method.lower())
         if presets is None:
             raise ConfigError(f"no preset for method {method!r}", f"use one of {sorted(METHOD_PRESETS)}")
@@ -99,17 +99,16 @@ class RecoverConfig:
         values = {"t_init": t_init, "steps": steps}
         if table == "fashion-mnist":
             values.update(FASHION_MNIST_PRESETS.get(method.lower(), {}).get(key, {}))
+        return values
+
+    @classmethod
+    def from_preset(cls, method: str, ipc: int, table: str = "imagenet", **overrides) -> "RecoverConfig":
+        """preset_values with `overrides` on top (the CLI passes only options given on its command line)."""
+        values = cls.preset_values(method, ipc, table)
         moved = any(k in overrides and overrides[k] != values[k] for k in ("t_init", "steps")) or overrides.get("align")
         if moved:   # a preset's window belongs to its K: other steps take the default window
             values.pop("guidance_window", None)
         return cls(**{**values, **overrides})
-
-    @staticmethod
-    def preset_fields(method: str, ipc: int, table: str = "imagenet") -> set[str]:
-        """The fields from_preset sets (the CLI lets only an option given on its command line override them)."""
-        if table != "fashion-mnist":
-            return {"t_init", "steps"}
-        return {"t_init", "steps", *FASHION_MNIST_PRESETS.get(method.lower(), {}).get(1 if ipc < 10 else 10, {})}
 
     def replace(self, **changes) -> "RecoverConfig":
         return replace(self, **changes)
