@@ -2,7 +2,8 @@
 # The validation sweep that chooses DIVER's Fashion-MNIST defaults for one stage-1 set (issue 11): the method's
 # PReDD preset (t_init/K), then one knob changed per row (t_init/K, lambda, the guidance window, the label
 # phase), a "VAE round trip only" control, and the stage-1 set itself, all recovered by the embedded prior and
-# evaluated together on the VALIDATION split (5,000 training images held out; `evaluate --split val`), paired against the stage-1 set.
+# evaluated together on the VALIDATION split (5,000 training images held out; `evaluate --split val`), paired
+# against the stage-1 set.
 # The test split chooses nothing: report the chosen row with benchmarks/fashion_mnist.sh / fashion_mnist_mtt.sh.
 #   OMP_NUM_THREADS=1 benchmarks/fashion_mnist_sweep.sh dm 1 [SET] [OUT]
 #   OMP_NUM_THREADS=1 benchmarks/fashion_mnist_sweep.sh mtt 10 runs/fmnist_ipc10/mtt
