@@ -22,6 +22,6 @@ mkdir -p "$R"
   --label-phase all --sampler ddpm --pixel-range raw -q --overwrite
 [ -f "$R/diver/dm.pt" ] || diver-lite recover "$R/dm.pt" -o "$R/diver" --method dm --ipc "$IPC" -q --overwrite
 E="$R/eval_$PROTOCOL"
-[ -f "$E/results.md" ] || { rm -rf "$E"
+[ -f "$E/results.md" ] || {
   diver-lite evaluate "$R/dm.pt" "$R/real.pt" "$R/predd/dm.pt" "$R/diver/dm.pt" --baseline "$R/dm.pt" \
-    --protocol "$PROTOCOL" --jobs "$JOBS" ${EVAL_ARGS:-} -o "$E"; }
+    --protocol "$PROTOCOL" --jobs "$JOBS" ${EVAL_ARGS:-} -o "$E" --resume; }

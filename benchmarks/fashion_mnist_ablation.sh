@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
-# The ablation of SPEC §6 on the Fashion-MNIST DM set at one IPC (run benchmarks/fashion_mnist.sh IPC first, or
-# give the DM set): DIVER's defaults with one knob changed per row, recovered by the embedded prior with PReDD's
-# t_init/K for DM, all evaluated in one `evaluate` (8 students x 5 seeds) and paired against DIVER's defaults.
-#   OMP_NUM_THREADS=1 benchmarks/fashion_mnist_ablation.sh 1 [DM_SET] [OUT]
-# Results: OUT/eval_<protocol>/results.{md,json,png}. PROTOCOL=dc|predd, JOBS processes, EVAL_ARGS more
-# evaluate options (e.g. "--seeds 3 --students mlp,lenet,resnet18,mobilenetv2,efficientnet,shufflenetv2,vit").
+# The ablation of SPEC §6 on a Fashion-MNIST stage-1 set at one IPC (run benchmarks/fashion_mnist.sh IPC or
+# fashion_mnist_mtt.sh IPC first, or give the set): PReDD's preset for METHOD (dm or mtt; t_init/K, window) with
+# DIVER's other defaults, one knob changed per row, recovered by the embedded prior, all evaluated in one `evaluate`
+# (8 students x 5 seeds) and paired against the unchanged row.
+#   OMP_NUM_THREADS=1 benchmarks/fashion_mnist_ablation.sh 1 [SET] [OUT]
+#   OMP_NUM_THREADS=1 METHOD=mtt benchmarks/fashion_mnist_ablation.sh 1     # runs/fmnist_ipc1/mtt, ablation_mtt/
+# Results: OUT/eval_<protocol>/results.{md,json,png}. METHOD=dm|mtt (default dm), PROTOCOL=dc|predd, JOBS
+# processes, EVAL_ARGS more evaluate options (e.g. "--seeds 3 --students mlp,lenet,resnet18,vit").
 set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 IPC=${1:-1}
-DM=${2:-runs/fmnist_ipc$IPC/dm.pt}
-R=${3:-runs/fmnist_ipc$IPC/ablation}
+METHOD=${METHOD:-dm}
+if [ "$METHOD" = dm ]; then SET=${2:-runs/fmnist_ipc$IPC/dm.pt}; R=${3:-runs/fmnist_ipc$IPC/ablation}
+else SET=${2:-runs/fmnist_ipc$IPC/$METHOD}; R=${3:-runs/fmnist_ipc$IPC/ablation_$METHOD}; fi
 PROTOCOL=${PROTOCOL:-dc}
 JOBS=${JOBS:-2}
 mkdir -p "$R"
-K=$(python -c "from diver_lite.core.config import RecoverConfig as C; print(C.from_preset('dm', $IPC).steps)")
+K=$(python -c "from diver_lite.core.config import RecoverConfig as C; print(C.from_preset('$METHOD', $IPC).steps)")
 SETS=()
 # shellcheck source=benchmarks/recover_variants.sh
 . "$(dirname "$0")/recover_variants.sh"
-recover_variants "$DM" "$R" "--method dm --ipc $IPC --presets imagenet" \
+recover_variants "$SET" "$R" "--method $METHOD --ipc $IPC --presets imagenet" \
   defaults "" \
   lambda0 "--guidance-scale 0" \
   lambda1 "--guidance-scale 1" \
@@ -26,5 +29,6 @@ recover_variants "$DM" "$R" "--method dm --ipc $IPC --presets imagenet" \
   pixels_raw "--pixel-range raw" \
   cfg4 "--cfg-channels 4"
 E="$R/eval_$PROTOCOL"
-[ -f "$E/results.md" ] || { rm -rf "$E"
-  diver-lite evaluate "${SETS[@]}" --baseline "${SETS[0]}" --protocol "$PROTOCOL" --jobs "$JOBS" ${EVAL_ARGS:-} -o "$E"; }
+[ -f "$E/results.md" ] || {
+  diver-lite evaluate "${SETS[@]}" --baseline "${SETS[0]}" --protocol "$PROTOCOL" --jobs "$JOBS" ${EVAL_ARGS:-} \
+    -o "$E" --resume; }

@@ -23,6 +23,6 @@ mkdir -p "$R"
 [ -f "$R/mtt_vae/mtt/images_best.pt" ] || diver-lite recover "$R/mtt" -o "$R/mtt_vae" --t-init 0 --steps 1 \
   -q --overwrite
 E="$R/eval_mtt_$PROTOCOL"
-[ -f "$E/results.md" ] || { rm -rf "$E"
+[ -f "$E/results.md" ] || {
   diver-lite evaluate "$R/mtt" "$R/mtt_vae/mtt" "$R/mtt_predd/mtt" "$R/mtt_diver/mtt" --baseline "$R/mtt" \
-    --protocol "$PROTOCOL" --jobs "$JOBS" ${EVAL_ARGS:-} -o "$E"; }
+    --protocol "$PROTOCOL" --jobs "$JOBS" ${EVAL_ARGS:-} -o "$E" --resume; }

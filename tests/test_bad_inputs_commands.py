@@ -54,6 +54,8 @@ CASES = [
     (["evaluate", "{p}/wide.pt", "-o", "{p}/e", "--data", "{p}/trunc"], "shorter than its header says"),
     (["train-prior", "-o", "{p}/occupied"], "is not empty"),
     (["train-prior", "-o", "{p}/t", "--data", "{p}/trunc"], "cannot be read"),
+    (["train-prior", "-o", "{p}/t", "--dit-width", "100"], "not a multiple of 32"),
+    (["train-prior", "-o", "{p}/t", "--device", "tpu"], "unknown device 'tpu'"),
     (["profile", "{p}/garbage.pt", "-o", "{p}/pr", "--plans", "bf16", "--model", "tiny-random"],
      "not a readable torch file"),
     (["export", "-o", "{p}/occupied"], "is not empty"),

@@ -43,6 +43,7 @@ def test_train_prior_smoke_writes_a_loadable_model_and_its_card(tmp_path, monkey
     monkeypatch.setattr(fm, "DEBIAN_ROOT", tmp_path / "absent")   # the vendored subset: seconds, not minutes
     out = tmp_path / "prior"
     result = CliRunner().invoke(cli, ["train-prior", "-o", str(out), "--vae-steps", "30", "--dit-steps", "30",
+                                      "--dit-width", "160", "--dit-depth", "4", "--device", "cpu",
                                       "--classifier-epochs", "1", "--samples-per-class", "2"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -53,6 +54,11 @@ def test_train_prior_smoke_writes_a_loadable_model_and_its_card(tmp_path, monkey
     assert metrics["samples"] == 20 and 0 <= metrics["sample_accuracy"] <= 1
     card = (out / "MODEL_CARD.md").read_text()
     assert f"{metrics['sample_accuracy']:.1%}" in card and "MIT" in card
+    # the card's command reproduces this run (its sizes and steps), and names the device it ran on
+    assert "--seed 0 --vae-steps 30 --dit-steps 30 --dit-width 160 --dit-depth 4`" in card
+    assert "torch cpu" in metrics["device"] and metrics["device"] in card
     assert (out / "loss.png").stat().st_size > 0 and (out / "samples.png").stat().st_size > 0
     models = load_models(out)
     assert models.num_classes == 10 and models.image_size == 32 and models.tied_parameters > 0
+    dit = models.transformer.config
+    assert (dit.num_attention_heads * dit.attention_head_dim, dit.num_layers) == (160, 4)

@@ -15,6 +15,7 @@ Examples:
   diver-lite train-prior -o runs/prior                       # the shipped default (about 1 h 40 min on one thread)
   diver-lite train-prior -o runs/quick --vae-steps 50 --dit-steps 50 --classifier-epochs 1   # a smoke test
   diver-lite train-prior --data my_tiles/train --test-folder my_tiles/test -o runs/tiles_prior   # your own data
+  diver-lite train-prior -o runs/prior_l --device cuda --dit-width 256 --dit-depth 8 --dit-steps 40000   # GPU
 """
 
 
@@ -31,10 +32,18 @@ Examples:
 @click.option("--seed", type=click.IntRange(min=0), default=0)
 @click.option("--vae-steps", type=click.IntRange(min=1), default=2000)
 @click.option("--dit-steps", type=click.IntRange(min=1), default=14000)
+@click.option("--dit-width", type=click.IntRange(min=32), default=128,
+              help="The DiT's hidden size, a multiple of 32 (one attention head per 32; DiT-XL/2: 1152).")
+@click.option("--dit-depth", type=click.IntRange(min=1), default=6,
+              help="The DiT's number of blocks (DiT-XL/2: 28).")
+@click.option("--dit-batch", type=click.IntRange(min=1), default=128)
+@click.option("--device", default="auto", help="auto (CUDA when torch sees it), cpu, cuda or cuda:N. The judge's "
+              "classifier trains on the CPU.")
 @click.option("--classifier-epochs", type=click.IntRange(min=1), default=2,
               help="Epochs of the real-data ConvNet that judges the samples.")
 @click.option("--samples-per-class", type=click.IntRange(min=1), default=100)
-def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, classifier_epochs, samples_per_class):
+def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, dit_width, dit_depth, dit_batch, device,
+                classifier_epochs, samples_per_class):
     """Train a small AutoencoderKL and a class-conditional learned-sigma DiTTransformer2DModel on Fashion-MNIST or
     an image folder, then measure them: VAE reconstruction PSNR and the accuracy of a real-data classifier on
     class-conditional samples. Writes a diffusers folder, MODEL_CARD.md, loss.png, samples.png and metrics.json."""
@@ -43,7 +52,12 @@ def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, cl
     from diver_lite.experiments.datasets import held_out, load_images
     from diver_lite.experiments.fashion_mnist.prior_training import PriorConfig, encode_all, train_dit, train_vae
     from diver_lite.output_policy import check_output
+    from diver_lite.pipeline.engine import resolve_device
+    from diver_lite.pipeline.report import torch_device_name
 
+    if dit_width % 32:
+        raise ConfigError(f"--dit-width {dit_width} is not a multiple of 32", "give 128, 192, 256, ... (32 per head)")
+    dev = resolve_device(device)
     check_output(out, [data, test_folder])
     train = load_images(data, "train", max_size)
     if train.kind == "fashion-mnist":
@@ -57,13 +71,14 @@ def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, cl
                               f"{train.classes[:4]} at {train.size}²", "give test images of the same classes and size")
     else:
         train, test = held_out(train, 0.1, seed)
-    config = PriorConfig(seed=seed, vae_steps=vae_steps, dit_steps=dit_steps, image_size=train.size)
+    config = PriorConfig(seed=seed, vae_steps=vae_steps, dit_steps=dit_steps, image_size=train.size,
+                         dit_hidden=dit_width, dit_heads=dit_width // 32, dit_depth=dit_depth, dit_batch=dit_batch)
     echo = lambda msg: click.echo(msg, err=True)  # noqa: E731
-    echo(f"training on {train.source}")
+    echo(f"training on {train.source}, {torch_device_name(dev)}")
     seconds = {}
     start = time.perf_counter()
     with step_bar(config.vae_steps, "VAE") as update:
-        vae, vae_hist = train_vae(train.images, config, log=lambda s, loss: update(s + 1, loss=loss))
+        vae, vae_hist = train_vae(train.images, config, log=lambda s, loss: update(s + 1, loss=loss), device=dev)
     seconds["VAE"] = time.perf_counter() - start
     start = time.perf_counter()
     latents = encode_all(vae, train.images)
@@ -72,11 +87,11 @@ def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, cl
                                   log=lambda s, m, v: update(s + 1, mse=m, vb=v))
     seconds["DiT"] = time.perf_counter() - start
     write_prior(out, dit, vae, config, vae_hist, dit_hist, seconds, train, test, classifier_epochs,
-                samples_per_class, echo)
+                samples_per_class, echo, device=torch_device_name(dev))
 
 
 def write_prior(out: Path, dit, vae, config, vae_hist, dit_hist, seconds, train, test, classifier_epochs,
-                samples_per_class, echo) -> dict:
+                samples_per_class, echo, device: str | None = None) -> dict:
     """Save the models, judge them on `test` (experiments.datasets.LabelledImages) with a classifier trained on
     `train`, and write the card; returns the metrics."""
     import numpy as np
@@ -103,7 +118,8 @@ def write_prior(out: Path, dit, vae, config, vae_hist, dit_hist, seconds, train,
     metrics.update(classes=list(train.classes), scaling_factor=models.scaling_factor, data=train.source,
                    parameters={"dit": sum(p.numel() for p in models.transformer.parameters()),
                                "vae": sum(p.numel() for p in models.vae.parameters())},
-                   seconds={k: round(v, 1) for k, v in seconds.items()}, config=asdict(config))
+                   seconds={k: round(v, 1) for k, v in seconds.items()}, config=asdict(config),
+                   **({"device": device} if device else {}))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out / "history.json").write_text(json.dumps({"vae_loss": vae_hist, "dit_mse_vb": dit_hist}))
     # The VB term can go below zero (a Gaussian density at t = 0), so it stays out of the log-scale plot; its

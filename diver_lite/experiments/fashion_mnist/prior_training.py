@@ -69,20 +69,22 @@ def _batches(n: int, batch: int, steps: int, g: torch.Generator):
         k += batch
 
 
-def train_vae(images: np.ndarray, cfg: PriorConfig, log: Callable[[int, float], None] | None = None):
+def train_vae(images: np.ndarray, cfg: PriorConfig, log: Callable[[int, float], None] | None = None,
+              device: str | torch.device = "cpu"):
     """images: float32 [N, 3, 32, 32] in [0, 1]. L1 reconstruction + a small KL, as the SD VAEs (without their
-    GAN and LPIPS terms). Afterwards scaling_factor = 1 / std of the latents, as for sd-vae (0.18215)."""
+    GAN and LPIPS terms). Afterwards scaling_factor = 1 / std of the latents, as for sd-vae (0.18215). The random
+    draws (batches, posterior samples) come from one CPU generator on any device."""
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
-    vae = build_vae(cfg).train()
+    vae = build_vae(cfg).to(device).train()
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.vae_steps)
-    x_all = torch.from_numpy(images) * 2 - 1
+    x_all = (torch.from_numpy(images) * 2 - 1).to(device)
     history = []
     for step, idx in enumerate(_batches(len(x_all), cfg.vae_batch, cfg.vae_steps, g)):
-        x = x_all[idx]
+        x = x_all[idx.to(device)]
         post = vae.encode(x).latent_dist
-        rec = vae.decode(post.sample(generator=g)).sample
+        rec = vae.decode(post.sample(generator=g)).sample    # a CPU generator: diffusers draws on the CPU
         loss = (rec - x).abs().mean() + cfg.vae_kl_weight * post.kl().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -99,8 +101,9 @@ def train_vae(images: np.ndarray, cfg: PriorConfig, log: Callable[[int, float], 
 
 
 def encode_all(vae, images: np.ndarray, batch: int = 256) -> torch.Tensor:
-    """Scaled posterior means of every image (the DiT trains on these, as DiT trains on sd-vae latents)."""
-    x_all = torch.from_numpy(images) * 2 - 1
+    """Scaled posterior means of every image (the DiT trains on these, as DiT trains on sd-vae latents), on the
+    VAE's device."""
+    x_all = (torch.from_numpy(images) * 2 - 1).to(next(vae.parameters()).device)
     with torch.no_grad():
         return torch.cat([vae.encode(x_all[i:i + batch]).latent_dist.mean
                           for i in range(0, len(x_all), batch)]) * vae.config.scaling_factor
@@ -138,27 +141,30 @@ def hybrid_loss(model_output, x0, x_t, t, noise, abar: torch.Tensor) -> tuple[to
 
 def train_dit(latents: torch.Tensor, labels: np.ndarray, cfg: PriorConfig, num_classes: int = 10,
               log: Callable[[int, float, float], None] | None = None):
-    """Returns (EMA DiT, history of (mse, vb))."""
+    """Returns (EMA DiT, history of (mse, vb)), trained on the latents' device; the random draws (batches, t, noise)
+    come from one CPU generator on any device."""
+    device = latents.device
     torch.manual_seed(cfg.seed + 1)
     g = torch.Generator().manual_seed(cfg.seed + 1)
     # Train one shared embedder (DiT has one; diffusers keeps a copy per block), so the saved copies stay equal
     # and tie again after loading.
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    dit = build_dit(cfg, latents.shape[-1], num_classes).train()
+    dit = build_dit(cfg, latents.shape[-1], num_classes).to(device).train()
     equalize_embedders(dit)
     tie_embedders(dit)
     ema = AveragedModel(dit, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))   # a copy, embedders tied too
     opt = torch.optim.AdamW(dit.parameters(), lr=cfg.dit_lr, weight_decay=0.0)
     warmup = min(500, cfg.dit_steps // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warmup)))
-    abar = torch.from_numpy(alphas_cumprod(DIT_SCHEDULE))
-    y_all = torch.from_numpy(labels).long()
+    abar_cpu = torch.from_numpy(alphas_cumprod(DIT_SCHEDULE))
+    abar, y_all = abar_cpu.to(device), torch.from_numpy(labels).long().to(device)
     history = []
     for step, idx in enumerate(_batches(len(latents), cfg.dit_batch, cfg.dit_steps, g)):
+        idx = idx.to(device)
         x0, y = latents[idx], y_all[idx]
-        t = torch.randint(0, len(abar), (len(idx),), generator=g)
-        noise = torch.randn(x0.shape, generator=g)
+        t = torch.randint(0, len(abar_cpu), (len(idx),), generator=g).to(device)
+        noise = torch.randn(x0.shape, generator=g).to(device)
         a = abar[t].view(-1, 1, 1, 1)
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
         out = dit(x_t, timestep=t, class_labels=y).sample           # train mode: labels dropped at 10 %
@@ -202,7 +208,7 @@ def sample(models: DiverModels, labels: np.ndarray, cfg_scale: float = 4.0, step
 
 def reconstruction_psnr(vae, images: np.ndarray) -> float:
     """PSNR (dB, images in [0, 1]) of VAE reconstructions through the posterior mean."""
-    x = torch.from_numpy(images) * 2 - 1
+    x = (torch.from_numpy(images) * 2 - 1).to(next(vae.parameters()).device)
     with torch.no_grad():
         rec = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
     mse = float(F.mse_loss((rec + 1) / 2, (x + 1) / 2))
@@ -226,6 +232,15 @@ def evaluate_prior(models: DiverModels, test_images: np.ndarray, test_labels: np
     return metrics, samples
 
 
+def _options(config: PriorConfig) -> str:
+    """The train-prior options that differ from their defaults, so the card's command reproduces the run."""
+    default = PriorConfig()
+    flags = {"vae_steps": "--vae-steps", "dit_steps": "--dit-steps", "dit_hidden": "--dit-width",
+             "dit_depth": "--dit-depth", "dit_batch": "--dit-batch"}
+    return "".join(f" {flag} {getattr(config, k)}" for k, flag in flags.items()
+                   if getattr(config, k) != getattr(default, k))
+
+
 def render_model_card(config: PriorConfig, metrics: dict, source: str, seconds: dict,
                       data_kind: str = "fashion-mnist") -> str:
     """MODEL_CARD.md: data, models, training (with its command and cost) and the measured quality."""
@@ -240,7 +255,7 @@ def render_model_card(config: PriorConfig, metrics: dict, source: str, seconds: 
                 "- Licence of the data: MIT (Zalando SE). Licence of these weights: MIT, as diver-lite."]
         purpose = ("It makes `diver-lite recover` work out of the box and gives the tests real weights. It is not a "
                    "substitute for DiT-XL/2 on ImageNet.")
-        command = "diver-lite train-prior -o DIR --seed " + str(config.seed)
+        command = "diver-lite train-prior -o DIR --seed " + str(config.seed) + _options(config)
     else:
         title, what = "# diver-lite prior for an image folder", "an image folder"
         data = [f"- {source}; RGB, edge-padded to {config.image_size}x{config.image_size} where the size is not a "
@@ -248,7 +263,7 @@ def render_model_card(config: PriorConfig, metrics: dict, source: str, seconds: 
                 + ", ".join(classes) + ".",
                 "- Licence of the data: its owner's. These weights derive from it."]
         purpose = "It recovers distilled sets of this data with `diver-lite recover --model DIR`."
-        command = "diver-lite train-prior --data FOLDER -o DIR --seed " + str(config.seed)
+        command = "diver-lite train-prior --data FOLDER -o DIR --seed " + str(config.seed) + _options(config)
     return "\n".join([
         title, "",
         "A small class-conditional latent diffusion transformer and its VAE, of the diffusers classes that DiT-XL/2 "
@@ -269,7 +284,7 @@ def render_model_card(config: PriorConfig, metrics: dict, source: str, seconds: 
         f"- DiT: {config.dit_steps} steps, batch {config.dit_batch}, AdamW lr {config.dit_lr} with warm-up, "
         f"hybrid loss (eps MSE + VB for the variance), {int(config.label_dropout * 100)} % label dropout, EMA "
         f"{config.ema_decay}; linear betas 1e-4..0.02 over 1000 steps (DiT's).",
-        "- Time on one CPU thread of the 2-core development machine: " + ", ".join(
+        f"- Time on {metrics.get('device', 'one CPU thread of the 2-core development machine')}: " + ", ".join(
             f"{k} {v / 60:.1f} min" for k, v in seconds.items()) + ".",
         "- Loss curves: `loss.png`.", "",
         "## Quality (measured by the training command)", "",
