@@ -11,15 +11,15 @@ set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 IPC=${1:-1}
 METHOD=${METHOD:-dm}
-if [ "$METHOD" = dm ]; then SET=${2:-runs/fmnist_ipc$IPC/dm.pt}; R=${3:-runs/fmnist_ipc$IPC/ablation}
-else SET=${2:-runs/fmnist_ipc$IPC/$METHOD}; R=${3:-runs/fmnist_ipc$IPC/ablation_$METHOD}; fi
+# shellcheck source=benchmarks/recover_variants.sh
+. "$(dirname "$0")/recover_variants.sh"
+SET=${2:-$(stage1_set "$METHOD" "$IPC")}
+if [ "$METHOD" = dm ]; then R=${3:-runs/fmnist_ipc$IPC/ablation}; else R=${3:-runs/fmnist_ipc$IPC/ablation_$METHOD}; fi
 PROTOCOL=${PROTOCOL:-dc}
 JOBS=${JOBS:-2}
 mkdir -p "$R"
-K=$(python -c "from diver_lite.core.config import RecoverConfig as C; print(C.from_preset('$METHOD', $IPC).steps)")
+K=$(preset_steps "$METHOD" "$IPC")
 SETS=()
-# shellcheck source=benchmarks/recover_variants.sh
-. "$(dirname "$0")/recover_variants.sh"
 recover_variants "$SET" "$R" "--method $METHOD --ipc $IPC --presets imagenet" \
   defaults "" \
   lambda0 "--guidance-scale 0" \

@@ -14,17 +14,16 @@ set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 METHOD=${1:?method: dm or mtt (any method of recover --method)}
 IPC=${2:-1}
-if [ "$METHOD" = mtt ]; then DEFAULT_SET=runs/fmnist_ipc$IPC/mtt; else DEFAULT_SET=runs/fmnist_ipc$IPC/$METHOD.pt; fi
-SET=${3:-$DEFAULT_SET}
+# shellcheck source=benchmarks/recover_variants.sh
+. "$(dirname "$0")/recover_variants.sh"
+SET=${3:-$(stage1_set "$METHOD" "$IPC")}
 R=${4:-runs/fmnist_ipc$IPC/sweep_$METHOD}
 PROTOCOL=${PROTOCOL:-dc}
 JOBS=${JOBS:-2}
 EVAL_ARGS=${EVAL_ARGS:---seeds 2 --students vit,efficientnet,shufflenetv2,mobilenetv2,resnet18}
 mkdir -p "$R"
-K=$(python -c "from diver_lite.core.config import RecoverConfig as C; print(C.from_preset('$METHOD', $IPC).steps)")
+K=$(preset_steps "$METHOD" "$IPC")
 SETS=("$SET")
-# shellcheck source=benchmarks/recover_variants.sh
-. "$(dirname "$0")/recover_variants.sh"
 recover_variants "$SET" "$R" "--method $METHOD --ipc $IPC --presets imagenet" \
   preset "" \
   tk5 "--t-init 5 --steps 5" \

@@ -58,6 +58,7 @@ def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, di
     if dit_width % 32:
         raise ConfigError(f"--dit-width {dit_width} is not a multiple of 32", "give 128, 192, 256, ... (32 per head)")
     dev = resolve_device(device)
+    device_name = torch_device_name(dev)
     check_output(out, [data, test_folder])
     train = load_images(data, "train", max_size)
     if train.kind == "fashion-mnist":
@@ -74,7 +75,7 @@ def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, di
     config = PriorConfig(seed=seed, vae_steps=vae_steps, dit_steps=dit_steps, image_size=train.size,
                          dit_hidden=dit_width, dit_heads=dit_width // 32, dit_depth=dit_depth, dit_batch=dit_batch)
     echo = lambda msg: click.echo(msg, err=True)  # noqa: E731
-    echo(f"training on {train.source}, {torch_device_name(dev)}")
+    echo(f"training on {train.source}, {device_name}")
     seconds = {}
     start = time.perf_counter()
     with step_bar(config.vae_steps, "VAE") as update:
@@ -87,7 +88,7 @@ def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, di
                                   log=lambda s, m, v: update(s + 1, mse=m, vb=v))
     seconds["DiT"] = time.perf_counter() - start
     write_prior(out, dit, vae, config, vae_hist, dit_hist, seconds, train, test, classifier_epochs,
-                samples_per_class, echo, device=torch_device_name(dev))
+                samples_per_class, echo, device=device_name)
 
 
 def write_prior(out: Path, dit, vae, config, vae_hist, dit_hist, seconds, train, test, classifier_epochs,

@@ -157,13 +157,13 @@ def train_dit(latents: torch.Tensor, labels: np.ndarray, cfg: PriorConfig, num_c
     opt = torch.optim.AdamW(dit.parameters(), lr=cfg.dit_lr, weight_decay=0.0)
     warmup = min(500, cfg.dit_steps // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warmup)))
-    abar_cpu = torch.from_numpy(alphas_cumprod(DIT_SCHEDULE))
-    abar, y_all = abar_cpu.to(device), torch.from_numpy(labels).long().to(device)
+    abar = torch.from_numpy(alphas_cumprod(DIT_SCHEDULE)).to(device)
+    y_all = torch.from_numpy(labels).long().to(device)
     history = []
     for step, idx in enumerate(_batches(len(latents), cfg.dit_batch, cfg.dit_steps, g)):
         idx = idx.to(device)
         x0, y = latents[idx], y_all[idx]
-        t = torch.randint(0, len(abar_cpu), (len(idx),), generator=g).to(device)
+        t = torch.randint(0, len(abar), (len(idx),), generator=g).to(device)
         noise = torch.randn(x0.shape, generator=g).to(device)
         a = abar[t].view(-1, 1, 1, 1)
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
