@@ -6,8 +6,9 @@
 #   OMP_NUM_THREADS=1 benchmarks/fashion_mnist.sh 1      # 2 cores: see docs/BENCHMARKS.md for the measured times
 #   OMP_NUM_THREADS=1 JOBS=16 PROTOCOL=predd benchmarks/fashion_mnist.sh 10     # on a 16-core machine
 #   EVAL_ARGS="--seeds 3" passes more options to evaluate.
-# Results: runs/fmnist_ipcN/eval_<protocol>/results.{md,json,png}. Finished steps are skipped; a DM set already at
-# runs/fmnist_ipcN/dm.pt is used as it is (examples/demo_dm_ipc1.pt is this script's IPC 1 DM set).
+# Results: runs/fmnist_ipcN/eval_<protocol>/results.{md,json,png}. Finished steps and student runs are kept (a rerun
+# with more seeds trains only the missing runs); a DM set already at runs/fmnist_ipcN/dm.pt is used as it is
+# (examples/demo_dm_ipc1.pt is this script's IPC 1 DM set).
 set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 IPC=${1:-1}
@@ -22,6 +23,5 @@ mkdir -p "$R"
   --label-phase all --sampler ddpm --pixel-range raw -q --overwrite
 [ -f "$R/diver/dm.pt" ] || diver-lite recover "$R/dm.pt" -o "$R/diver" --method dm --ipc "$IPC" -q --overwrite
 E="$R/eval_$PROTOCOL"
-[ -f "$E/results.md" ] || {
-  diver-lite evaluate "$R/dm.pt" "$R/real.pt" "$R/predd/dm.pt" "$R/diver/dm.pt" --baseline "$R/dm.pt" \
-    --protocol "$PROTOCOL" --jobs "$JOBS" ${EVAL_ARGS:-} -o "$E" --resume; }
+diver-lite evaluate "$R/dm.pt" "$R/real.pt" "$R/predd/dm.pt" "$R/diver/dm.pt" --baseline "$R/dm.pt" \
+  --protocol "$PROTOCOL" --jobs "$JOBS" ${EVAL_ARGS:-} -o "$E" --resume

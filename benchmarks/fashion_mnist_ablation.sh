@@ -29,6 +29,5 @@ recover_variants "$SET" "$R" "--method $METHOD --ipc $IPC --presets imagenet" \
   pixels_raw "--pixel-range raw" \
   cfg4 "--cfg-channels 4"
 E="$R/eval_$PROTOCOL"
-[ -f "$E/results.md" ] || {
-  diver-lite evaluate "${SETS[@]}" --baseline "${SETS[0]}" --protocol "$PROTOCOL" --jobs "$JOBS" ${EVAL_ARGS:-} \
-    -o "$E" --resume; }
+diver-lite evaluate "${SETS[@]}" --baseline "${SETS[0]}" --protocol "$PROTOCOL" --jobs "$JOBS" ${EVAL_ARGS:-} \
+  -o "$E" --resume

@@ -5,8 +5,9 @@
 # the four evaluated together, each paired against the MTT set. PROTOCOL=dc|predd (default dc), JOBS processes,
 # EVAL_ARGS more options to evaluate (e.g. "--seeds 3 --students vit,efficientnet,shufflenetv2,mobilenetv2,resnet18").
 #   OMP_NUM_THREADS=1 benchmarks/fashion_mnist_mtt.sh 1
-# Results: runs/fmnist_ipcN/eval_mtt_<protocol>/results.{md,json,png}. Finished steps are skipped; the experts
-# are cached under runs/experts and reused across IPCs when their settings match.
+# Results: runs/fmnist_ipcN/eval_mtt_<protocol>/results.{md,json,png}. Finished steps and student runs are kept (a
+# rerun with more seeds trains only the missing runs); the experts are cached under runs/experts and reused across
+# IPCs when their settings match.
 set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 IPC=${1:-1}
@@ -23,6 +24,5 @@ mkdir -p "$R"
 [ -f "$R/mtt_vae/mtt/images_best.pt" ] || diver-lite recover "$R/mtt" -o "$R/mtt_vae" --t-init 0 --steps 1 \
   -q --overwrite
 E="$R/eval_mtt_$PROTOCOL"
-[ -f "$E/results.md" ] || {
-  diver-lite evaluate "$R/mtt" "$R/mtt_vae/mtt" "$R/mtt_predd/mtt" "$R/mtt_diver/mtt" --baseline "$R/mtt" \
-    --protocol "$PROTOCOL" --jobs "$JOBS" ${EVAL_ARGS:-} -o "$E" --resume; }
+diver-lite evaluate "$R/mtt" "$R/mtt_vae/mtt" "$R/mtt_predd/mtt" "$R/mtt_diver/mtt" --baseline "$R/mtt" \
+  --protocol "$PROTOCOL" --jobs "$JOBS" ${EVAL_ARGS:-} -o "$E" --resume

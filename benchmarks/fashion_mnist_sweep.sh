@@ -9,7 +9,8 @@
 #   OMP_NUM_THREADS=1 benchmarks/fashion_mnist_sweep.sh mtt 10 runs/fmnist_ipc10/mtt
 # The cheaper protocol of a sweep: the five cross-architecture students, 2 seeds, DC/DM's evaluator; override with
 # EVAL_ARGS (e.g. "--seeds 5"), JOBS processes, PROTOCOL=dc|predd. Results: OUT/eval_val_<protocol>/results.*;
-# finished steps are skipped, so an interrupted sweep continues where it stopped.
+# finished steps and student runs are kept, so an interrupted sweep continues where it stopped and a rerun with
+# more seeds or students trains only the runs it lacks.
 set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 METHOD=${1:?method: dm or mtt (any method of recover --method)}
@@ -36,6 +37,6 @@ recover_variants "$SET" "$R" "--method $METHOD --ipc $IPC --presets imagenet" \
   labels_all "--label-phase all" \
   vae_round_trip "--t-init 0 --steps 1"
 E="$R/eval_val_$PROTOCOL"
-[ -f "$E/results.md" ] || diver-lite evaluate "${SETS[@]}" --baseline "$SET" --split val --protocol "$PROTOCOL" \
+diver-lite evaluate "${SETS[@]}" --baseline "$SET" --split val --protocol "$PROTOCOL" \
   --jobs "$JOBS" $EVAL_ARGS -o "$E" --resume
 python "$(dirname "$0")/sweep_choice.py" "$E/results.json"
