@@ -92,9 +92,9 @@ def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, di
 
 
 def write_prior(out: Path, dit, vae, config, vae_hist, dit_hist, seconds, train, test, classifier_epochs,
-                samples_per_class, echo, device: str | None = None) -> dict:
+                samples_per_class, echo, device: str) -> dict:
     """Save the models, judge them on `test` (experiments.datasets.LabelledImages) with a classifier trained on
-    `train`, and write the card; returns the metrics."""
+    `train`, and write the card (its time line names `device`, what trained the models); returns the metrics."""
     import numpy as np
     from PIL import Image
 
@@ -120,7 +120,7 @@ def write_prior(out: Path, dit, vae, config, vae_hist, dit_hist, seconds, train,
                    parameters={"dit": sum(p.numel() for p in models.transformer.parameters()),
                                "vae": sum(p.numel() for p in models.vae.parameters())},
                    seconds={k: round(v, 1) for k, v in seconds.items()}, config=asdict(config),
-                   **({"device": device} if device else {}))
+                   device=device)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out / "history.json").write_text(json.dumps({"vae_loss": vae_hist, "dit_mse_vb": dit_hist}))
     # The VB term can go below zero (a Gaussian density at t = 0), so it stays out of the log-scale plot; its

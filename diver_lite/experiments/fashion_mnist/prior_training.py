@@ -284,7 +284,7 @@ def render_model_card(config: PriorConfig, metrics: dict, source: str, seconds: 
         f"- DiT: {config.dit_steps} steps, batch {config.dit_batch}, AdamW lr {config.dit_lr} with warm-up, "
         f"hybrid loss (eps MSE + VB for the variance), {int(config.label_dropout * 100)} % label dropout, EMA "
         f"{config.ema_decay}; linear betas 1e-4..0.02 over 1000 steps (DiT's).",
-        f"- Time on {metrics.get('device', 'one CPU thread of the 2-core development machine')}: " + ", ".join(
+        f"- Time on {metrics['device']}: " + ", ".join(
             f"{k} {v / 60:.1f} min" for k, v in seconds.items()) + ".",
         "- Loss curves: `loss.png`.", "",
         "## Quality (measured by the training command)", "",
