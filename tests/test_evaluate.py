@@ -191,6 +191,33 @@ def test_an_interrupted_evaluation_resumes_without_redoing_finished_runs(tmp_pat
         read(tmp_path / "ref")[str(tmp_path / "r.pt")]["students"]
 
 
+def test_runs_of_an_earlier_results_json_are_imported_when_their_settings_match(tmp_path, monkeypatch):
+    """A committed results.json stands in for a lost -o folder: more seeds train only the missing runs."""
+    import diver_lite.experiments.fashion_mnist.evaluate as ev
+
+    monkeypatch.setattr(fm, "DEBIAN_ROOT", tmp_path / "absent")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["distill", "-o", str(tmp_path / "r.pt"), "--method", "random-real", "--ipc", "1"]
+                         ).exit_code == 0
+    args = ["evaluate", str(tmp_path / "r.pt"), "--students", "mlp,lenet", "--epochs", "2"]
+    first = runner.invoke(cli, args + ["--seeds", "1", "-o", str(tmp_path / "one")])
+    assert first.exit_code == 0, first.output
+    real_run, calls = ev.run_one, []
+    monkeypatch.setattr(ev, "run_one", lambda *item: calls.append(item) or real_run(*item))
+    more = runner.invoke(cli, args + ["--seeds", "2", "-o", str(tmp_path / "two"), "--import-runs",
+                                      str(tmp_path / "one" / "results.json")])
+    assert more.exit_code == 0, more.output
+    assert sorted(c[1:] for c in calls) == [("lenet", 1), ("mlp", 1)] and "(2 kept from before)" in more.output
+    read = lambda p: json.loads((p / "results.json").read_text())["results"][str(tmp_path / "r.pt")]  # noqa: E731
+    for student in ("mlp", "lenet"):
+        assert read(tmp_path / "two")["students"][student]["runs"][0] == \
+            read(tmp_path / "one")["students"][student]["runs"][0]
+    other = runner.invoke(cli, args + ["--seeds", "2", "--epochs", "3", "-o", str(tmp_path / "three"),
+                                       "--import-runs", str(tmp_path / "one" / "results.json")])
+    assert other.exit_code != 0 and "epochs differ" in other.output and "--import-runs" in other.output
+    assert len(calls) == 2                                                          # nothing trained for it
+
+
 def test_the_validation_split_is_held_out_of_training_images_and_evaluate_can_test_on_it(tmp_path, monkeypatch):
     """Settings are chosen on `--split val` (a tenth of each class of the vendored subset's training images,
     500 per class of the full split), never on the test split."""

@@ -53,11 +53,15 @@ Examples:
               "the chosen ones on test.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted evaluation in the same -o folder: finished "
               "student runs (kept as they end) are not trained again.")
+@click.option("--import-runs", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="An earlier evaluation's results.json (e.g. one committed after its -o folder was lost): its runs "
+              "of the same SET paths, students and seeds, under the same protocol and split, are kept instead of "
+              "trained again (the paths are trusted to name the same sets). Implies --resume.")
 @click.option("--test-folder", type=click.Path(path_type=Path), default=None,
               help="Real test images as <class>/<image> (sorted class folders = local labels), resized to the "
               "set's size: the ImageNet-subset protocol with a local val folder.")
 def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data, max_size, split, resume,
-             test_folder):
+             import_runs, test_folder):
     """Train each student only on each SET (hard labels, DSA, EMA with BN statistics re-estimated) and test it on
     real images; reports mean ± std over seeds, the cross-architecture score, and every set's paired difference
     against the baseline set."""
@@ -78,6 +82,7 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     unknown = sorted(set(names) - set(STUDENT_NAMES))
     if unknown or not names:
         raise ConfigError(f"unknown students {unknown}", f"choose from {', '.join(STUDENT_NAMES)}")
+    resume = resume or import_runs is not None
     check_output(out, [*sets, test_folder, data], resume=resume)
     labels = [str(p) for p in sets]
     if len(set(labels)) != len(labels):
@@ -124,6 +129,11 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     mark(out, "evaluate")
     keys = {label: fingerprint(dset) for label, dset in loaded}
     done, keep = _kept_runs(out, cfg, keys, test_x, test_y)
+    if import_runs is not None:
+        for item, accuracies in _imported_runs(import_runs, cfg, split).items():
+            if item[0] in keys and item[1] in names and item[2] < seeds and item not in done:
+                done[item] = accuracies
+                keep(item, accuracies)
     total = len(inputs) * len(names) * seeds
     click.echo(f"{total} student runs ({len(done)} kept from before), protocol {protocol} ({cfg.epochs} epochs), "
                f"{jobs} process(es)", err=True)
@@ -146,6 +156,30 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     (out / "results.md").write_text(table)
     Image.fromarray(chart(results, names)).save(out / "results.png")
     click.echo(table)
+
+
+def _imported_runs(path: Path, cfg, split: str) -> dict:
+    """{(set, student, seed): (ema %, raw %)} of a results.json written by this command, refused unless its protocol
+    settings (all but the students and seeds) and split are this evaluation's."""
+    from diver_lite.errors import ConfigError, InputError
+
+    try:
+        record = json.loads(path.read_text())
+        theirs, results = record["config"], record["results"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not a results.json of diver-lite evaluate ({exc})",
+                         "give the results.json an earlier `diver-lite evaluate -o` wrote") from None
+    ours = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
+    differ = sorted(k for k in ours if k not in ("students", "seeds") and theirs.get(k) != ours[k])
+    if differ or record.get("split", "test") != split:
+        raise ConfigError(f"{path} was evaluated with other settings ({', '.join(differ) or 'split'} differ)",
+                          "use the same --protocol, --epochs and --split as that evaluation, or drop --import-runs")
+    runs = {}
+    for label, result in results.items():
+        for student, r in result.get("students", {}).items():
+            for seed, ema, raw in zip(theirs["seeds"], r["runs"], r.get("raw_runs", [None] * len(r["runs"]))):
+                runs[(label, student, int(seed))] = (ema, raw)
+    return runs
 
 
 def _kept_runs(out: Path, cfg, keys: dict, test_x, test_y):
