@@ -92,6 +92,7 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
         raise ConfigError(f"--baseline {base} is not one of the sets", "give one of the SET paths as --baseline")
     cfg = EvalConfig.from_protocol(protocol, students=names, seeds=tuple(range(seeds)),
                                    **({"epochs": epochs} if epochs else {}))
+    imported = _imported_runs(import_runs, cfg, split) if import_runs is not None else {}
     loaded = [(label, read_set(p)) for label, p in zip(labels, sets)]
     size = loaded[0][1].images.shape[-1]
     if split != "test" and (test_folder is not None or is_image_folder(data)):
@@ -130,7 +131,7 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     keys = {label: fingerprint(dset) for label, dset in loaded}
     done, keep = _kept_runs(out, cfg, keys, test_x, test_y)
     if import_runs is not None:
-        for item, accuracies in _imported_runs(import_runs, cfg, split).items():
+        for item, accuracies in imported.items():
             if item[0] in keys and item[1] in names and item[2] < seeds and item not in done:
                 done[item] = accuracies
                 keep(item, accuracies)
@@ -146,7 +147,7 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
             update(finished[0], last=f"{Path(item[0]).name} {item[1]} {accuracies[0]:.1f}%")
         results = evaluate_sets(inputs, test_x, test_y, cfg, baseline=base if len(inputs) > 1 else None,
                                 jobs=jobs, done=done, on_result=progress)
-    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
+    config = _config_record(cfg)
     (out / "results.json").write_text(json.dumps({"config": config, "split": split, "baseline": base,
                                                   "results": results}, indent=2))
     table = render_table(results, cfg, base)
@@ -156,6 +157,11 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     (out / "results.md").write_text(table)
     Image.fromarray(chart(results, names)).save(out / "results.png")
     click.echo(table)
+
+
+def _config_record(cfg) -> dict:
+    """The evaluation settings as results.json records them (tuples as lists)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
 
 
 def _imported_runs(path: Path, cfg, split: str) -> dict:
@@ -169,7 +175,7 @@ def _imported_runs(path: Path, cfg, split: str) -> dict:
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path} is not a results.json of diver-lite evaluate ({exc})",
                          "give the results.json an earlier `diver-lite evaluate -o` wrote") from None
-    ours = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
+    ours = _config_record(cfg)
     differ = sorted(k for k in ours if k not in ("students", "seeds") and theirs.get(k) != ours[k])
     if differ or record.get("split", "test") != split:
         raise ConfigError(f"{path} was evaluated with other settings ({', '.join(differ) or 'split'} differ)",
@@ -189,8 +195,8 @@ def _kept_runs(out: Path, cfg, keys: dict, test_x, test_y):
 
     import numpy as np
 
-    h = hashlib.sha256(json.dumps({k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()
-                                   if k not in ("students", "seeds")}, sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps({k: v for k, v in _config_record(cfg).items() if k not in ("students", "seeds")},
+                                  sort_keys=True).encode())
     h.update(np.ascontiguousarray(test_x).tobytes()[:1 << 20] + np.ascontiguousarray(test_y).tobytes())
     setting = h.hexdigest()[:16]
     path = out / ".diver-lite" / "runs.jsonl"
