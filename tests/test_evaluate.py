@@ -216,6 +216,13 @@ def test_runs_of_an_earlier_results_json_are_imported_when_their_settings_match(
                                        "--import-runs", str(tmp_path / "one" / "results.json")])
     assert other.exit_code != 0 and "epochs differ" in other.output and "--import-runs" in other.output
     assert len(calls) == 2                                                          # nothing trained for it
+    # another set written under the same path: its results.json fingerprints tell, nothing is imported or trained
+    assert runner.invoke(cli, ["distill", "-o", str(tmp_path / "r.pt"), "--method", "random-real", "--ipc", "1",
+                               "--seed", "1", "--overwrite"]).exit_code == 0
+    changed = runner.invoke(cli, args + ["--seeds", "3", "-o", str(tmp_path / "four"), "--import-runs",
+                                         str(tmp_path / "two" / "results.json")])
+    assert changed.exit_code != 0 and "images or labels differ" in changed.output and len(calls) == 2
+    assert not (tmp_path / "four").exists()                                         # refused before any output
 
 
 def test_the_validation_split_is_held_out_of_training_images_and_evaluate_can_test_on_it(tmp_path, monkeypatch):

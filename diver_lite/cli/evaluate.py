@@ -56,7 +56,8 @@ Examples:
 @click.option("--import-runs", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="An earlier evaluation's results.json (e.g. one committed after its -o folder was lost): its runs "
               "of the same SET paths, students and seeds, under the same protocol and split, are kept instead of "
-              "trained again (the paths are trusted to name the same sets). Implies --resume.")
+              "trained again; a SET whose images differ from the ones that file evaluated is refused (a "
+              "results.json from before sets' fingerprints were recorded is trusted by path). Implies --resume.")
 @click.option("--test-folder", type=click.Path(path_type=Path), default=None,
               help="Real test images as <class>/<image> (sorted class folders = local labels), resized to the "
               "set's size: the ImageNet-subset protocol with a local val folder.")
@@ -127,8 +128,10 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
         x = from_unit(to_unit(dset.images, dset.pixel_space), "imagenet")
         inputs[label] = (resize(x if x.shape[1] == 3 else x.repeat(3, axis=1), size, antialias=True),
                          dset.hard_labels)
-    mark(out, "evaluate")
     keys = {label: fingerprint(dset) for label, dset in loaded}
+    if import_runs is not None:
+        _check_imported_sets(import_runs, keys)
+    mark(out, "evaluate")
     done, keep = _kept_runs(out, cfg, keys, test_x, test_y)
     if import_runs is not None:
         for item, accuracies in imported.items():
@@ -149,7 +152,7 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
                                 jobs=jobs, done=done, on_result=progress)
     config = _config_record(cfg)
     (out / "results.json").write_text(json.dumps({"config": config, "split": split, "baseline": base,
-                                                  "results": results}, indent=2))
+                                                  "fingerprints": keys, "results": results}, indent=2))
     table = render_table(results, cfg, base)
     if split == "val":
         table = (f"Tested on the validation split ({len(test_y):,} training images held out), not on the test "
@@ -186,6 +189,19 @@ def _imported_runs(path: Path, cfg, split: str) -> dict:
             for seed, ema, raw in zip(theirs["seeds"], r["runs"], r.get("raw_runs", [None] * len(r["runs"]))):
                 runs[(label, student, int(seed))] = (ema, raw)
     return runs
+
+
+def _check_imported_sets(path: Path, keys: dict) -> None:
+    """Refuse a SET whose images and labels are not the ones the imported results.json evaluated under that path
+    (results.json files written before fingerprints were recorded are trusted by path)."""
+    from diver_lite.errors import ConfigError
+
+    theirs = json.loads(path.read_text()).get("fingerprints") or {}
+    changed = [label for label, key in keys.items() if label in theirs and theirs[label] != key]
+    if changed:
+        raise ConfigError(f"{changed[0]} is not the set {path} evaluated under that path (its images or labels "
+                          "differ)", "import only runs of unchanged sets: recover or distill it again as it was, "
+                          "or drop --import-runs")
 
 
 def _kept_runs(out: Path, cfg, keys: dict, test_x, test_y):
