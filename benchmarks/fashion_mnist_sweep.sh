@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The validation sweep that chooses DIVER's Fashion-MNIST defaults for one stage-1 set (issue 11): the method's
-# PReDD preset (t_init/K), then one knob changed per row (t_init/K, lambda, the guidance window, the label
-# phase), a "VAE round trip only" control, and the stage-1 set itself, all recovered by the embedded prior and
-# evaluated together on the VALIDATION split (5,000 training images held out; `evaluate --split val`), paired
-# against the stage-1 set.
+# PReDD preset (t_init/K), then one knob changed per row (t_init = K at 5, 10, 20 and 30 but the preset's own,
+# lambda, the guidance window, the label phase), a "VAE round trip only" control, and the stage-1 set itself, all
+# recovered by the embedded prior and evaluated together on the VALIDATION split (5,000 training images held out;
+# `evaluate --split val`), paired against the stage-1 set.
 # The test split chooses nothing: report the chosen row with benchmarks/fashion_mnist.sh / fashion_mnist_mtt.sh.
 #   OMP_NUM_THREADS=1 benchmarks/fashion_mnist_sweep.sh dm 1 [SET] [OUT]
 #   OMP_NUM_THREADS=1 benchmarks/fashion_mnist_sweep.sh mtt 10 runs/fmnist_ipc10/mtt
@@ -24,12 +24,15 @@ JOBS=${JOBS:-2}
 EVAL_ARGS=${EVAL_ARGS:---seeds 2 --students vit,efficientnet,shufflenetv2,mobilenetv2,resnet18}
 mkdir -p "$R"
 K=$(preset_steps "$METHOD" "$IPC")
+T=$(preset_value "$METHOD" "$IPC" t_init)
+TK=()   # t_init = K at 5, 10, 20 and 30, less the one that is the preset itself (DM IPC 10: 20/20)
+for n in 5 10 20 30; do
+  [ "$n" = "$T" ] && [ "$n" = "$K" ] || TK+=("tk$n" "--t-init $n --steps $n")
+done
 SETS=("$SET")
 recover_variants "$SET" "$R" "--method $METHOD --ipc $IPC --presets imagenet" \
   preset "" \
-  tk5 "--t-init 5 --steps 5" \
-  tk20 "--t-init 20 --steps 20" \
-  tk30 "--t-init 30 --steps 30" \
+  "${TK[@]}" \
   lambda0 "--guidance-scale 0" \
   lambda025 "--guidance-scale 0.25" \
   lambda1 "--guidance-scale 1" \

@@ -19,7 +19,9 @@ stage1_set() {
   if [ "$1" = mtt ]; then echo "runs/fmnist_ipc$2/mtt"; else echo "runs/fmnist_ipc$2/$1.pt"; fi
 }
 
-# K of PReDD's preset for METHOD at IPC (the guidance-window rows span its steps).
-preset_steps() {
-  python -c "from diver_lite.core.config import RecoverConfig as C; print(C.from_preset('$1', $2).steps)"
+# A field of PReDD's preset for METHOD at IPC: preset_value METHOD IPC steps (K: the guidance-window rows span its
+# steps) or t_init.
+preset_value() {
+  python -c "from diver_lite.core.config import RecoverConfig as C; print(C.from_preset('$1', $2).$3)"
 }
+preset_steps() { preset_value "$1" "$2" steps; }
