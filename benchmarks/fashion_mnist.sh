@@ -8,7 +8,7 @@
 #   EVAL_ARGS="--seeds 3" passes more options to evaluate.
 # Results: runs/fmnist_ipcN/eval_<protocol>/results.{md,json,png}. Finished steps and student runs are kept (a rerun
 # with more seeds trains only the missing runs); a DM set already at runs/fmnist_ipcN/dm.pt is used as it is
-# (examples/demo_dm_ipc1.pt is this script's IPC 1 DM set).
+# (examples/demo_dm_ipc1.pt and examples/demo_dm_ipc10.pt are this script's IPC 1 and IPC 10 DM sets).
 set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 IPC=${1:-1}
