@@ -93,7 +93,7 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
         raise ConfigError(f"--baseline {base} is not one of the sets", "give one of the SET paths as --baseline")
     cfg = EvalConfig.from_protocol(protocol, students=names, seeds=tuple(range(seeds)),
                                    **({"epochs": epochs} if epochs else {}))
-    imported = _imported_runs(import_runs, cfg, split) if import_runs is not None else {}
+    imported, imported_keys = _imported_runs(import_runs, cfg, split) if import_runs is not None else ({}, {})
     loaded = [(label, read_set(p)) for label, p in zip(labels, sets)]
     size = loaded[0][1].images.shape[-1]
     if split != "test" and (test_folder is not None or is_image_folder(data)):
@@ -129,15 +129,13 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
         inputs[label] = (resize(x if x.shape[1] == 3 else x.repeat(3, axis=1), size, antialias=True),
                          dset.hard_labels)
     keys = {label: fingerprint(dset) for label, dset in loaded}
-    if import_runs is not None:
-        _check_imported_sets(import_runs, keys)
+    _check_imported_sets(import_runs, imported_keys, keys)
     mark(out, "evaluate")
     done, keep = _kept_runs(out, cfg, keys, test_x, test_y)
-    if import_runs is not None:
-        for item, accuracies in imported.items():
-            if item[0] in keys and item[1] in names and item[2] < seeds and item not in done:
-                done[item] = accuracies
-                keep(item, accuracies)
+    for item, accuracies in imported.items():
+        if item[0] in keys and item[1] in names and item[2] < seeds and item not in done:
+            done[item] = accuracies
+            keep(item, accuracies)
     total = len(inputs) * len(names) * seeds
     click.echo(f"{total} student runs ({len(done)} kept from before), protocol {protocol} ({cfg.epochs} epochs), "
                f"{jobs} process(es)", err=True)
@@ -167,9 +165,10 @@ def _config_record(cfg) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
 
 
-def _imported_runs(path: Path, cfg, split: str) -> dict:
+def _imported_runs(path: Path, cfg, split: str) -> tuple[dict, dict]:
     """{(set, student, seed): (ema %, raw %)} of a results.json written by this command, refused unless its protocol
-    settings (all but the students and seeds) and split are this evaluation's."""
+    settings (all but the students and seeds) and split are this evaluation's; and its {set: fingerprint} (empty in
+    a results.json from before fingerprints were recorded)."""
     from diver_lite.errors import ConfigError, InputError
 
     try:
@@ -188,15 +187,14 @@ def _imported_runs(path: Path, cfg, split: str) -> dict:
         for student, r in result.get("students", {}).items():
             for seed, ema, raw in zip(theirs["seeds"], r["runs"], r.get("raw_runs", [None] * len(r["runs"]))):
                 runs[(label, student, int(seed))] = (ema, raw)
-    return runs
+    return runs, record.get("fingerprints") or {}
 
 
-def _check_imported_sets(path: Path, keys: dict) -> None:
-    """Refuse a SET whose images and labels are not the ones the imported results.json evaluated under that path
-    (results.json files written before fingerprints were recorded are trusted by path)."""
+def _check_imported_sets(path: Path | None, theirs: dict, keys: dict) -> None:
+    """Refuse a SET whose images and labels are not the ones the imported results.json (at `path`, with the
+    fingerprints `theirs`) evaluated under that path; sets it has no fingerprint of are trusted by path."""
     from diver_lite.errors import ConfigError
 
-    theirs = json.loads(path.read_text()).get("fingerprints") or {}
     changed = [label for label, key in keys.items() if label in theirs and theirs[label] != key]
     if changed:
         raise ConfigError(f"{changed[0]} is not the set {path} evaluated under that path (its images or labels "
