@@ -4,7 +4,8 @@
 # CUDA, then the card's two bars: VAE PSNR on real test images (>= 30 dB) and the real-data judge on 1,000
 # class-conditional samples (>= 97 %; the shipped prior v2 reads 93.4 % with width 128, depth 6, 14,000 steps at
 # batch 128). Width 256 x depth 6: 8.1 M DiT parameters, 35 MB of safetensors with the VAE (bar: <= 40 MB). The judge
-# trains on the lent machine's CPU cores (OMP_NUM_THREADS, default 16).
+# trains on the lent machine's CPU cores (OMP_NUM_THREADS, default 16); it is train-prior's 2-epoch judge, as on
+# the shipped card (EXTRA="--classifier-epochs 10" for the stronger one of benchmarks/prior_judge.py).
 #   bash benchmarks/gpu_prior.sh [OUT]      WIDTH, DEPTH, STEPS, BATCH override the DiT's size and training;
 #   DEVICE (default cuda) and EXTRA (more train-prior options) make a smoke run possible anywhere:
 #   OMP_NUM_THREADS=1 DEVICE=cpu WIDTH=64 DEPTH=2 STEPS=20 \
