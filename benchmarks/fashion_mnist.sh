@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The offline DIVER experiment on Fashion-MNIST at one IPC: random-real and DM sets, DM recovered by PReDD's loop
-# (lambda 0, labels on every step, DDPM, raw pixels) and by DIVER's defaults, all with the embedded prior and
-# PReDD's t_init/K for DM at that IPC; the four sets evaluated in one `evaluate` (8 students x 5 seeds, EMA with
-# re-estimated BN statistics), each paired against the DM set. PROTOCOL=dc|predd (default dc), JOBS processes.
+# (lambda 0, labels on every step, DDPM, raw pixels), by DIVER's defaults (the method table's DM preset), and a
+# "VAE round trip only" control (t_init 0, one unconditional step), all with the embedded prior; the five sets
+# evaluated in one `evaluate` (8 students x 5 seeds, EMA with re-estimated BN statistics), each paired against DM.
+# PROTOCOL=dc|predd (default dc), JOBS processes.
 #   OMP_NUM_THREADS=1 benchmarks/fashion_mnist.sh 1      # 2 cores: see docs/BENCHMARKS.md for the measured times
 #   OMP_NUM_THREADS=1 JOBS=16 PROTOCOL=predd benchmarks/fashion_mnist.sh 10     # on a 16-core machine
 #   EVAL_ARGS="--seeds 3" passes more options to evaluate.
@@ -21,7 +22,8 @@ mkdir -p "$R"
 [ -f "$R/predd/dm.pt" ] || diver-lite recover "$R/dm.pt" -o "$R/predd" --method dm --ipc "$IPC" \
   --presets imagenet --guidance-scale 0 \
   --label-phase all --sampler ddpm --pixel-range raw -q --overwrite
+[ -f "$R/vae/dm.pt" ] || diver-lite recover "$R/dm.pt" -o "$R/vae" --t-init 0 --steps 1 -q --overwrite
 [ -f "$R/diver/dm.pt" ] || diver-lite recover "$R/dm.pt" -o "$R/diver" --method dm --ipc "$IPC" -q --overwrite
 E="$R/eval_$PROTOCOL"
-diver-lite evaluate "$R/dm.pt" "$R/real.pt" "$R/predd/dm.pt" "$R/diver/dm.pt" --baseline "$R/dm.pt" \
+diver-lite evaluate "$R/dm.pt" "$R/real.pt" "$R/vae/dm.pt" "$R/predd/dm.pt" "$R/diver/dm.pt" --baseline "$R/dm.pt" \
   --protocol "$PROTOCOL" --jobs "$JOBS" ${EVAL_ARGS:-} -o "$E" --resume
