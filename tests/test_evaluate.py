@@ -159,6 +159,15 @@ def test_cross_arch_score_is_predds_five():
     assert set(CROSS_ARCH) == {"vit", "efficientnet", "shufflenetv2", "mobilenetv2", "resnet18"}
 
 
+def test_the_progress_line_tells_apart_sets_that_share_a_file_name():
+    from diver_lite.cli.evaluate import short_labels
+
+    labels = ["runs/ipc10/dm.pt", "runs/ipc10/vae/dm.pt", "runs/ipc10/diver/dm.pt", "runs/ipc10/real.pt", "mtt"]
+    assert short_labels(labels) == {"runs/ipc10/dm.pt": "ipc10/dm.pt", "runs/ipc10/vae/dm.pt": "vae/dm.pt",
+                                    "runs/ipc10/diver/dm.pt": "diver/dm.pt", "runs/ipc10/real.pt": "real.pt",
+                                    "mtt": "mtt"}
+
+
 def test_an_interrupted_evaluation_resumes_without_redoing_finished_runs(tmp_path, monkeypatch):
     import diver_lite.experiments.fashion_mnist.evaluate as ev
 

@@ -139,13 +139,14 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     total = len(inputs) * len(names) * seeds
     click.echo(f"{total} student runs ({len(done)} kept from before), protocol {protocol} ({cfg.epochs} epochs), "
                f"{jobs} process(es)", err=True)
+    short = short_labels(list(inputs))
     with step_bar(total, "evaluate", "run", initial=len(done)) as update:
         finished = [len(done)]
 
         def progress(item, accuracies):
             keep(item, accuracies)
             finished[0] += 1
-            update(finished[0], last=f"{Path(item[0]).name} {item[1]} {accuracies[0]:.1f}%")
+            update(finished[0], last=f"{short[item[0]]} {item[1]} {accuracies[0]:.1f}%")
         results = evaluate_sets(inputs, test_x, test_y, cfg, baseline=base if len(inputs) > 1 else None,
                                 jobs=jobs, done=done, on_result=progress)
     config = _config_record(cfg)
@@ -158,6 +159,20 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     (out / "results.md").write_text(table)
     Image.fromarray(chart(results, names)).save(out / "results.png")
     click.echo(table)
+
+
+def short_labels(labels: list[str]) -> dict[str, str]:
+    """{label: the fewest trailing path parts that tell it from the other labels} for the progress line: sets named
+    dm.pt in four folders show as dm.pt's folder and name, not four times 'dm.pt'."""
+    parts = {label: Path(label).parts or (label,) for label in labels}
+    short = {}
+    for label, mine in parts.items():
+        others = [p for other, p in parts.items() if other != label]
+        n = 1
+        while n < len(mine) and any(p[-n:] == mine[-n:] for p in others):
+            n += 1
+        short[label] = "/".join(mine[-n:])
+    return short
 
 
 def _config_record(cfg) -> dict:
