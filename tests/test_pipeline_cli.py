@@ -43,6 +43,35 @@ def test_cli_end_to_end_on_a_model_folder(tmp_path, dm_file, tiny_model_dir):
     assert report["peak_memory"]["cpu_peak_rss_mb"] > 0 and report["versions"]["diffusers"]
 
 
+def test_the_report_says_how_far_recovery_moved_each_image(tmp_path, dm_file, tiny_model_dir):
+    out = tmp_path / "out"
+    result = run_cli("recover", dm_file, "-o", out, "--model", tiny_model_dir, "-q")
+    assert result.exit_code == 0, result.output
+    before, after = read_set(dm_file), read_set(out / dm_file.name)
+    from diver_lite.core.prepare import to_unit
+
+    b, a = (np.clip(to_unit(d.images, d.pixel_space), 0, 1) for d in (before, after))
+    psnr = 10 * np.log10(1 / ((a - b) ** 2).reshape(len(b), -1).mean(axis=1))
+    change = json.loads((out / "report.json").read_text())["output"]["change"]
+    assert change["psnr_db_mean"] == pytest.approx(psnr.mean(), abs=0.01)
+    assert change["psnr_db_min"] == pytest.approx(psnr.min(), abs=0.01)
+    assert change["most_changed"][0] == int(psnr.argmin()) and len(change["most_changed"]) == 5
+    md = (out / "report.md").read_text()
+    assert "How far recovery moved the images" in md and f"mean {change['psnr_db_mean']} dB" in md
+    assert f"{change['psnr_db_mean']} dB from their inputs on average" in result.output
+
+
+def test_an_image_recovery_left_unchanged_reads_as_a_high_psnr_not_infinity():
+    from diver_lite.pipeline.report import change_summary
+
+    x = make_images(4, seed=1)
+    moved = x.copy()
+    moved[2] += 0.5
+    change = change_summary(x, moved, "imagenet", most=2)
+    assert change["most_changed"][0] == 2 and change["psnr_db_max"] == 200.0   # json-safe, not inf
+    assert change["psnr_db_min"] < 30
+
+
 @pytest.mark.parametrize("layout", ["mtt", "ncfm", "folder", "npz"])
 def test_recovered_set_keeps_the_input_layout(tmp_path, tiny_models, layout):
     from test_data import _write_layout

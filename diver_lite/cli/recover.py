@@ -224,8 +224,10 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
                    f"{report['images_missing']} of the set still to do by other shards, and the last one writes "
                    f"the set. Rerun the same command if a shard failed.")
         return
+    change = report["output"]["change"]
     click.echo(f"Recovered {report['input']['images']} images ({report['images_this_run']} this run{per}) in "
-               f"{t['total']:.1f} s -> {report['output']['set']}; report: {Path(out) / 'report.md'}")
+               f"{t['total']:.1f} s, {change['psnr_db_mean']} dB from their inputs on average -> "
+               f"{report['output']['set']}; report: {Path(out) / 'report.md'}")
 
 
 def _pixel_space(named: str | None, mean: str | None, std: str | None) -> str | None:

@@ -6,7 +6,7 @@ import numpy as np
 
 from diver_lite.layouts import DistilledSet, write_set
 from diver_lite.layouts.files import atomic_write, save_png
-from diver_lite.pipeline.report import before_after_grid
+from diver_lite.pipeline.report import before_after_grid, change_summary
 from diver_lite.pipeline.run_state import cached_image
 
 
@@ -27,4 +27,5 @@ def write_outputs(dset: DistilledSet, state: Path, out: Path, write_pngs: bool, 
 
         atomic_write(out / "grid.png", lambda tmp: Image.fromarray(grid).save(tmp, format="PNG"), suffix=".png")
     return {"set": str(set_path), "png": str(out / "png") if write_pngs else None, "pngs_written": pngs,
-            "grid": str(out / "grid.png") if write_pngs else None}
+            "grid": str(out / "grid.png") if write_pngs else None,
+            "change": change_summary(dset.images, images, dset.pixel_space)}

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from diver_lite.core.prepare import resize, to_unit
 from diver_lite.layouts.files import to_display
 
 
@@ -97,6 +98,33 @@ def before_after_grid(before: np.ndarray, after: np.ndarray, space: str, columns
     return np.concatenate(rows, axis=0)
 
 
+def change_summary(before: np.ndarray, after: np.ndarray, space: str, most: int = 5) -> dict:
+    """How far recovery moved each image: the PSNR (dB) of each recovered image against its input, both in [0, 1]
+    (clipped) at the input's size (channel means where the channel counts differ); its mean, median, min and max
+    over the set, and the indices of the `most` changed images (lowest PSNR) to look at first."""
+    b = np.clip(to_unit(before.astype(np.float32), space), 0, 1)
+    a = np.clip(to_unit(after.astype(np.float32), space), 0, 1)
+    if a.shape[-2:] != b.shape[-2:]:
+        a = resize(a, b.shape[-1], antialias=True)
+    if a.shape[1] != b.shape[1]:
+        a, b = a.mean(axis=1, keepdims=True), b.mean(axis=1, keepdims=True)
+    mse = ((a - b) ** 2).reshape(len(b), -1).mean(axis=1)
+    psnr = 10 * np.log10(1.0 / np.maximum(mse, 1e-20))
+    r = lambda v: round(float(v), 2)  # noqa: E731
+    return {"psnr_db_mean": r(psnr.mean()), "psnr_db_median": r(np.median(psnr)), "psnr_db_min": r(psnr.min()),
+            "psnr_db_max": r(psnr.max()), "most_changed": [int(i) for i in np.argsort(psnr, kind="stable")[:most]]}
+
+
+def _change_lines(change: dict | None) -> list[str]:
+    if not change:
+        return []
+    return ["## How far recovery moved the images", "",
+            f"PSNR of each recovered image against its input ([0, 1], the input's size): mean "
+            f"{change['psnr_db_mean']} dB, median {change['psnr_db_median']} dB, from {change['psnr_db_min']} to "
+            f"{change['psnr_db_max']} dB (higher: closer to the input). Most changed: images "
+            f"{', '.join(map(str, change['most_changed']))}.", ""]
+
+
 def render_markdown(report: dict) -> str:
     cfg, t, mem = report["config"], report["timings_s"], report["peak_memory"]
     lines = [
@@ -111,6 +139,7 @@ def render_markdown(report: dict) -> str:
         f"- seed: {cfg['seed']}",
         f"- images recovered in this run: {report['images_this_run']} (resumed with "
         f"{report['images_before_resume']} done)", "",
+        *_change_lines(report.get("output", {}).get("change")),
         "## Configuration", "", "| option | value |", "|---|---|",
         *[f"| {k} | {v} |" for k, v in cfg.items()], "",
         "## Time and memory", "", "| stage | seconds |", "|---|---|",
