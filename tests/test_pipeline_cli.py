@@ -70,6 +70,7 @@ def test_an_image_recovery_left_unchanged_reads_as_a_high_psnr_not_infinity():
     change = change_summary(x, moved, "imagenet", most=2)
     assert change["most_changed"][0] == 2 and change["psnr_db_max"] == 200.0   # json-safe, not inf
     assert change["psnr_db_min"] < 30
+    assert change_summary(x, moved, "imagenet", most=2, chunk=3) == change   # a large set is read in pieces
 
 
 @pytest.mark.parametrize("layout", ["mtt", "ncfm", "folder", "npz"])

@@ -225,8 +225,9 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
                    f"the set. Rerun the same command if a shard failed.")
         return
     change = report["output"]["change"]
+    moved = f", {change['psnr_db_mean']} dB from their inputs on average" if change else ""
     click.echo(f"Recovered {report['input']['images']} images ({report['images_this_run']} this run{per}) in "
-               f"{t['total']:.1f} s, {change['psnr_db_mean']} dB from their inputs on average -> "
+               f"{t['total']:.1f} s{moved} -> "
                f"{report['output']['set']}; report: {Path(out) / 'report.md'}")
 
 

@@ -98,18 +98,23 @@ def before_after_grid(before: np.ndarray, after: np.ndarray, space: str, columns
     return np.concatenate(rows, axis=0)
 
 
-def change_summary(before: np.ndarray, after: np.ndarray, space: str, most: int = 5) -> dict:
+def change_summary(before: np.ndarray, after: np.ndarray, space: str, most: int = 5, chunk: int = 256) -> dict:
     """How far recovery moved each image: the PSNR (dB) of each recovered image against its input, both in [0, 1]
     (clipped) at the input's size (channel means where the channel counts differ); its mean, median, min and max
-    over the set, and the indices of the `most` changed images (lowest PSNR) to look at first."""
-    b = np.clip(to_unit(before.astype(np.float32), space), 0, 1)
-    a = np.clip(to_unit(after.astype(np.float32), space), 0, 1)
-    if a.shape[-2:] != b.shape[-2:]:
-        a = resize(a, b.shape[-1], antialias=True)
-    if a.shape[1] != b.shape[1]:
-        a, b = a.mean(axis=1, keepdims=True), b.mean(axis=1, keepdims=True)
-    mse = ((a - b) ** 2).reshape(len(b), -1).mean(axis=1)
-    psnr = 10 * np.log10(1.0 / np.maximum(mse, 1e-20))
+    over the set, and the indices of the `most` changed images (lowest PSNR) to look at first. Computed `chunk`
+    images at a time, so a large set is not copied whole. {} for an empty set."""
+    if len(before) == 0:
+        return {}
+    mse = []
+    for i in range(0, len(before), chunk):
+        b = np.clip(to_unit(before[i:i + chunk].astype(np.float32), space), 0, 1)
+        a = np.clip(to_unit(after[i:i + chunk].astype(np.float32), space), 0, 1)
+        if a.shape[-2:] != b.shape[-2:]:
+            a = resize(a, b.shape[-1], antialias=True)
+        if a.shape[1] != b.shape[1]:
+            a, b = a.mean(axis=1, keepdims=True), b.mean(axis=1, keepdims=True)
+        mse.append(((a - b) ** 2).reshape(len(b), -1).mean(axis=1))
+    psnr = 10 * np.log10(1.0 / np.maximum(np.concatenate(mse), 1e-20))
     r = lambda v: round(float(v), 2)  # noqa: E731
     return {"psnr_db_mean": r(psnr.mean()), "psnr_db_median": r(np.median(psnr)), "psnr_db_min": r(psnr.min()),
             "psnr_db_max": r(psnr.max()), "most_changed": [int(i) for i in np.argsort(psnr, kind="stable")[:most]]}
