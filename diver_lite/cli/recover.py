@@ -227,8 +227,7 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
     change = report["output"]["change"]
     moved = f", {change['psnr_db_mean']} dB from their inputs on average" if change else ""
     click.echo(f"Recovered {report['input']['images']} images ({report['images_this_run']} this run{per}) in "
-               f"{t['total']:.1f} s{moved} -> "
-               f"{report['output']['set']}; report: {Path(out) / 'report.md'}")
+               f"{t['total']:.1f} s{moved} -> {report['output']['set']}; report: {Path(out) / 'report.md'}")
 
 
 def _pixel_space(named: str | None, mean: str | None, std: str | None) -> str | None:

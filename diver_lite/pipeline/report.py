@@ -120,7 +120,7 @@ def change_summary(before: np.ndarray, after: np.ndarray, space: str, most: int 
             "psnr_db_max": r(psnr.max()), "most_changed": [int(i) for i in np.argsort(psnr, kind="stable")[:most]]}
 
 
-def _change_lines(change: dict | None) -> list[str]:
+def _change_lines(change: dict) -> list[str]:
     if not change:
         return []
     return ["## How far recovery moved the images", "",
@@ -144,7 +144,7 @@ def render_markdown(report: dict) -> str:
         f"- seed: {cfg['seed']}",
         f"- images recovered in this run: {report['images_this_run']} (resumed with "
         f"{report['images_before_resume']} done)", "",
-        *_change_lines(report.get("output", {}).get("change")),
+        *_change_lines(report["output"]["change"]),
         "## Configuration", "", "| option | value |", "|---|---|",
         *[f"| {k} | {v} |" for k, v in cfg.items()], "",
         "## Time and memory", "", "| stage | seconds |", "|---|---|",
