@@ -5,8 +5,10 @@ real training split, beside each judge's accuracy on the real test split, per cl
 against the samples. One JSON line per judge.
 
     OMP_NUM_THREADS=1 python benchmarks/prior_judge.py 2 10 20      # epochs of each judge
+    PRIOR=runs/prior_v3 python benchmarks/prior_judge.py 2 10        # another prior folder (default: the embedded)
 """
 import json
+import os
 import sys
 import time
 
@@ -24,12 +26,12 @@ def per_class(pred: np.ndarray, labels: np.ndarray, n: int) -> list[float]:
 
 def main(epochs_list: list[int], per_class_samples: int = 100, seed: int = 0) -> None:
     train, test = load_images(None, "train"), load_images(None, "test")
-    models = load_models(None)
+    models = load_models(os.environ.get("PRIOR"))
     labels = np.repeat(np.arange(train.num_classes), per_class_samples)
     start = time.perf_counter()
     samples = sample(models, labels, cfg_scale=4.0, seed=seed)
     print(json.dumps({"samples": len(labels), "sampling_s": round(time.perf_counter() - start, 1),
-                      "classes": train.classes}), flush=True)
+                      "prior": models.source or "embedded", "classes": train.classes}), flush=True)
     for epochs in epochs_list:
         start = time.perf_counter()
         judge = train_classifier(train.images, train.labels, epochs=epochs, seed=seed, num_classes=train.num_classes)

@@ -62,3 +62,45 @@ def test_train_prior_smoke_writes_a_loadable_model_and_its_card(tmp_path, monkey
     assert models.num_classes == 10 and models.image_size == 32 and models.tied_parameters > 0
     dit = models.transformer.config
     assert (dit.num_attention_heads * dit.attention_head_dim, dit.num_layers) == (160, 4)
+
+
+def test_train_prior_continues_a_priors_dit_and_keeps_its_vae(tmp_path, monkeypatch):
+    monkeypatch.setattr(fm, "DEBIAN_ROOT", tmp_path / "absent")
+    first, then = tmp_path / "first", tmp_path / "then"
+    quick = ["--device", "cpu", "--classifier-epochs", "1", "--samples-per-class", "1"]
+    result = CliRunner().invoke(cli, ["train-prior", "-o", str(first), "--vae-steps", "20", "--dit-steps", "40",
+                                      "--dit-width", "64", "--dit-depth", "2", *quick], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    refused = CliRunner().invoke(cli, ["train-prior", "-o", str(tmp_path / "x"), "--continue-from", str(first),
+                                       "--dit-width", "128"])
+    assert refused.exit_code == 2 and "drop --dit-width" in refused.output
+    result = CliRunner().invoke(cli, ["train-prior", "-o", str(then), "--continue-from", str(first), "--dit-steps", "1",
+                                      "--dit-lr-schedule", "cosine", *quick], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    vae = "vae/diffusion_pytorch_model.safetensors"
+    assert (then / vae).read_bytes() == (first / vae).read_bytes()
+    history = json.loads((then / "history.json").read_text())
+    assert history["vae_loss"] == [] and len(history["dit_mse_vb"]) == 1
+    # one AdamW step (lr 5e-4) from the first prior's weights: every weight within one step of where it was
+    from safetensors.numpy import load_file
+
+    before, after = (load_file(d / "transformer/diffusion_pytorch_model.safetensors") for d in (first, then))
+    assert before.keys() == after.keys()
+    moved = max(float(np.abs(after[k] - before[k]).max()) for k in before)
+    assert 0 < moved <= 1e-3
+    card = (then / "MODEL_CARD.md").read_text()
+    assert f"--continue-from {first} --dit-steps 1 --dit-lr-schedule cosine`" in card and "not retrained" in card
+    # and it says how the prior it started from was trained
+    assert "`diver-lite train-prior -o DIR --seed 0 --vae-steps 20 --dit-steps 40 --dit-width 64 --dit-depth 2` " \
+           "trained for 40 DiT steps" in card
+    dit = json.loads((then / "transformer/config.json").read_text())
+    assert (dit["num_attention_heads"] * dit["attention_head_dim"], dit["num_layers"]) == (64, 2)
+
+
+def test_the_cosine_schedule_warms_up_then_decays_to_zero():
+    from diver_lite.experiments.fashion_mnist.prior_training import PriorConfig, lr_factor
+
+    cosine, constant = PriorConfig(dit_steps=10000, dit_lr_schedule="cosine"), PriorConfig(dit_steps=10000)
+    assert lr_factor(0, constant) == lr_factor(0, cosine) == 1 / 500
+    assert lr_factor(9999, constant) == 1.0 and lr_factor(9999, cosine) < 1e-6
+    assert abs(lr_factor(5000, cosine) - 0.5) < 1e-9

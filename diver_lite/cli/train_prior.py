@@ -16,6 +16,8 @@ Examples:
   diver-lite train-prior -o runs/quick --vae-steps 50 --dit-steps 50 --classifier-epochs 1   # a smoke test
   diver-lite train-prior --data my_tiles/train --test-folder my_tiles/test -o runs/tiles_prior   # your own data
   diver-lite train-prior -o runs/prior_l --device cuda --dit-width 256 --dit-depth 8 --dit-steps 40000   # GPU
+  diver-lite train-prior -o runs/prior_v3 --continue-from runs/prior --dit-steps 20000 --dit-lr-schedule cosine
+                                                 # train a prior's DiT on, its VAE kept
 """
 
 
@@ -37,13 +39,19 @@ Examples:
 @click.option("--dit-depth", type=click.IntRange(min=1), default=6,
               help="The DiT's number of blocks (DiT-XL/2: 28).")
 @click.option("--dit-batch", type=click.IntRange(min=1), default=128)
+@click.option("--dit-lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant",
+              help="The DiT's learning rate after its warm-up: constant, or a cosine down to zero at the last step.")
+@click.option("--continue-from", "continue_from", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              default=None, help="A prior folder (train-prior's output) to go on from: its VAE is kept as it is and "
+              "its DiT trains --dit-steps more from its weights (AdamW and the EMA start afresh). The DiT's size is "
+              "the folder's; the data must be what it was trained on.")
 @click.option("--device", default="auto", help="auto (CUDA when torch sees it), cpu, cuda or cuda:N. The judge's "
               "classifier trains on the CPU.")
 @click.option("--classifier-epochs", type=click.IntRange(min=1), default=2,
               help="Epochs of the real-data ConvNet that judges the samples.")
 @click.option("--samples-per-class", type=click.IntRange(min=1), default=100)
-def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, dit_width, dit_depth, dit_batch, device,
-                classifier_epochs, samples_per_class):
+def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, dit_width, dit_depth, dit_batch,
+                dit_lr_schedule, continue_from, device, classifier_epochs, samples_per_class):
     """Train a small AutoencoderKL and a class-conditional learned-sigma DiTTransformer2DModel on Fashion-MNIST or
     an image folder, then measure them: VAE reconstruction PSNR and the accuracy of a real-data classifier on
     class-conditional samples. Writes a diffusers folder, MODEL_CARD.md, loss.png, samples.png and metrics.json."""
@@ -72,29 +80,64 @@ def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, di
                               f"{train.classes[:4]} at {train.size}²", "give test images of the same classes and size")
     else:
         train, test = held_out(train, 0.1, seed)
+    previous = None
+    if continue_from is not None:
+        given = [f"--{n.replace('_', '-')}" for n in ("dit_width", "dit_depth", "vae_steps")
+                 if click.get_current_context().get_parameter_source(n) != click.core.ParameterSource.DEFAULT]
+        if given:
+            raise ConfigError(f"{' and '.join(given)} with --continue-from: the DiT's size is the folder's and its VAE "
+                              "is kept", f"drop {' and '.join(given)}")
+        previous = _previous_prior(continue_from, train, dev)
+        dit_config = previous.transformer.config
+        dit_width, dit_depth = dit_config.num_attention_heads * dit_config.attention_head_dim, dit_config.num_layers
     config = PriorConfig(seed=seed, vae_steps=vae_steps, dit_steps=dit_steps, image_size=train.size,
-                         dit_hidden=dit_width, dit_heads=dit_width // 32, dit_depth=dit_depth, dit_batch=dit_batch)
+                         dit_hidden=dit_width, dit_heads=dit_width // 32, dit_depth=dit_depth, dit_batch=dit_batch,
+                         dit_lr_schedule=dit_lr_schedule, continued_from=str(continue_from or ""))
+    if previous is not None and previous.transformer.config.patch_size != config.dit_patch:
+        raise ConfigError(f"{continue_from}'s DiT has patch {previous.transformer.config.patch_size}",
+                          f"train-prior trains patch {config.dit_patch}; train a new prior instead")
     echo = lambda msg: click.echo(msg, err=True)  # noqa: E731
-    echo(f"training on {train.source}, {device_name}")
+    echo(f"training on {train.source}, {device_name}" + (f", from {continue_from}" if previous else ""))
     seconds = {}
-    start = time.perf_counter()
-    with step_bar(config.vae_steps, "VAE") as update:
-        vae, vae_hist = train_vae(train.images, config, log=lambda s, loss: update(s + 1, loss=loss), device=dev)
-    seconds["VAE"] = time.perf_counter() - start
+    if previous is None:
+        start = time.perf_counter()
+        with step_bar(config.vae_steps, "VAE") as update:
+            vae, vae_hist = train_vae(train.images, config, log=lambda s, loss: update(s + 1, loss=loss), device=dev)
+        seconds["VAE"] = time.perf_counter() - start
+    else:
+        vae, vae_hist = previous.vae, []
     start = time.perf_counter()
     latents = encode_all(vae, train.images)
     with step_bar(config.dit_steps, "DiT") as update:
         dit, dit_hist = train_dit(latents, train.labels, config, train.num_classes,
-                                  log=lambda s, m, v: update(s + 1, mse=m, vb=v))
+                                  log=lambda s, m, v: update(s + 1, mse=m, vb=v),
+                                  start=previous.transformer if previous else None)
     seconds["DiT"] = time.perf_counter() - start
+    before = continue_from / "metrics.json" if continue_from else None
     write_prior(out, dit, vae, config, vae_hist, dit_hist, seconds, train, test, classifier_epochs,
-                samples_per_class, echo, device=device_name)
+                samples_per_class, echo, device=device_name,
+                previous_config=json.loads(before.read_text()).get("config") if before and before.is_file() else None)
+
+
+def _previous_prior(folder: Path, train, device):
+    """The prior that --continue-from names, loaded in fp32 with its embedders untied (training ties its own), and
+    checked against the data it is to go on with."""
+    from diver_lite.errors import ConfigError
+    from diver_lite.models.load import load_models
+
+    models = load_models(folder, device=device, tie=False)
+    models.vae.requires_grad_(False)
+    if (models.image_size, models.num_classes) != (train.size, train.num_classes):
+        raise ConfigError(f"{folder} is a prior of {models.num_classes} classes at {models.image_size}², the data "
+                          f"has {train.num_classes} at {train.size}²", "continue from a prior of the same data")
+    return models
 
 
 def write_prior(out: Path, dit, vae, config, vae_hist, dit_hist, seconds, train, test, classifier_epochs,
-                samples_per_class, echo, device: str) -> dict:
+                samples_per_class, echo, device: str, previous_config: dict | None = None) -> dict:
     """Save the models, judge them on `test` (experiments.datasets.LabelledImages) with a classifier trained on
-    `train`, and write the card (its time line names `device`, what trained the models); returns the metrics."""
+    `train`, and write the card (its time line names `device`, what trained the models; `previous_config`: the
+    training config of the prior it continued from, if any); returns the metrics."""
     import numpy as np
     from PIL import Image
 
@@ -121,13 +164,15 @@ def write_prior(out: Path, dit, vae, config, vae_hist, dit_hist, seconds, train,
                                "vae": sum(p.numel() for p in models.vae.parameters())},
                    seconds={k: round(v, 1) for k, v in seconds.items()}, config=asdict(config),
                    device=device)
+    if config.continued_from:
+        metrics["continued_from_config"] = previous_config
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out / "history.json").write_text(json.dumps({"vae_loss": vae_hist, "dit_mse_vb": dit_hist}))
     # The VB term can go below zero (a Gaussian density at t = 0), so it stays out of the log-scale plot; its
     # values are in history.json.
-    Image.fromarray(line_plot({f"VAE loss ({len(vae_hist)} steps)": vae_hist,
-                               f"DiT eps MSE ({len(dit_hist)} steps)": [m for m, _ in dit_hist]})
-                    ).save(out / "loss.png")
+    curves = {f"VAE loss ({len(vae_hist)} steps)": vae_hist} if vae_hist else {}   # none when the VAE was kept
+    curves[f"DiT eps MSE ({len(dit_hist)} steps)"] = [m for m, _ in dit_hist]
+    Image.fromarray(line_plot(curves)).save(out / "loss.png")
     per_row, n = min(samples_per_class, 16), train.num_classes
     rows = [samples[c * samples_per_class: c * samples_per_class + per_row] for c in range(n)]
     Image.fromarray(image_grid(np.concatenate(rows), rows=n)).save(out / "samples.png")

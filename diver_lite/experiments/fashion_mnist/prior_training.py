@@ -39,8 +39,10 @@ class PriorConfig:
     dit_steps: int = 14000
     dit_batch: int = 128
     dit_lr: float = 5e-4
+    dit_lr_schedule: str = "constant"              # after the warm-up: "constant", or "cosine" down to zero
     ema_decay: float = 0.999
     label_dropout: float = 0.1                     # diffusers' LabelEmbedding default, as DiT trains
+    continued_from: str = ""                       # a prior folder whose VAE is kept and whose DiT trains on
 
 
 def build_vae(cfg: PriorConfig):
@@ -139,10 +141,21 @@ def hybrid_loss(model_output, x0, x_t, t, noise, abar: torch.Tensor) -> tuple[to
     return mse.mean(), vb.mean()
 
 
+def lr_factor(step: int, cfg: PriorConfig) -> float:
+    """The DiT's learning rate over its steps, as a factor of cfg.dit_lr: a linear warm-up (500 steps, or a tenth of
+    a shorter run), then constant or a cosine down to zero at the last step."""
+    warmup = min(500, cfg.dit_steps // 10)
+    rise = min(1.0, (step + 1) / max(1, warmup))
+    if cfg.dit_lr_schedule == "cosine":
+        return rise * 0.5 * (1 + math.cos(math.pi * step / cfg.dit_steps))
+    return rise
+
+
 def train_dit(latents: torch.Tensor, labels: np.ndarray, cfg: PriorConfig, num_classes: int = 10,
-              log: Callable[[int, float, float], None] | None = None):
+              log: Callable[[int, float, float], None] | None = None, start: torch.nn.Module | None = None):
     """Returns (EMA DiT, history of (mse, vb)), trained on the latents' device; the random draws (batches, t, noise)
-    come from one CPU generator on any device."""
+    come from one CPU generator on any device. `start`: a DiT of cfg's size whose weights training continues from
+    (its optimizer state is not kept: AdamW and the EMA start afresh from these weights, after a new warm-up)."""
     device = latents.device
     torch.manual_seed(cfg.seed + 1)
     g = torch.Generator().manual_seed(cfg.seed + 1)
@@ -150,13 +163,15 @@ def train_dit(latents: torch.Tensor, labels: np.ndarray, cfg: PriorConfig, num_c
     # and tie again after loading.
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    dit = build_dit(cfg, latents.shape[-1], num_classes).to(device).train()
+    dit = build_dit(cfg, latents.shape[-1], num_classes)
+    if start is not None:
+        dit.load_state_dict(start.state_dict())
+    dit = dit.to(device).train()
     equalize_embedders(dit)
     tie_embedders(dit)
     ema = AveragedModel(dit, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))   # a copy, embedders tied too
     opt = torch.optim.AdamW(dit.parameters(), lr=cfg.dit_lr, weight_decay=0.0)
-    warmup = min(500, cfg.dit_steps // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warmup)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
     abar = torch.from_numpy(alphas_cumprod(DIT_SCHEDULE)).to(device)
     y_all = torch.from_numpy(labels).long().to(device)
     history = []
@@ -235,10 +250,29 @@ def evaluate_prior(models: DiverModels, test_images: np.ndarray, test_labels: np
 def _options(config: PriorConfig) -> str:
     """The train-prior options that differ from their defaults, so the card's command reproduces the run."""
     default = PriorConfig()
-    flags = {"vae_steps": "--vae-steps", "dit_steps": "--dit-steps", "dit_hidden": "--dit-width",
-             "dit_depth": "--dit-depth", "dit_batch": "--dit-batch"}
+    flags = {"continued_from": "--continue-from", "vae_steps": "--vae-steps", "dit_steps": "--dit-steps",
+             "dit_hidden": "--dit-width", "dit_depth": "--dit-depth", "dit_batch": "--dit-batch",
+             "dit_lr_schedule": "--dit-lr-schedule"}
+    if config.continued_from:   # the DiT's size is the folder's, and no VAE trains
+        flags = {k: v for k, v in flags.items() if k not in ("vae_steps", "dit_hidden", "dit_depth")}
     return "".join(f" {flag} {getattr(config, k)}" for k, flag in flags.items()
                    if getattr(config, k) != getattr(default, k))
+
+
+def training_command(config: PriorConfig, data_kind: str = "fashion-mnist") -> str:
+    """The train-prior command line that trains `config` again (DIR: the output folder)."""
+    data = "" if data_kind == "fashion-mnist" else " --data FOLDER"
+    return f"diver-lite train-prior{data} -o DIR --seed {config.seed}" + _options(config)
+
+
+def previous_training(previous_config: dict | None) -> str:
+    """How the prior that --continue-from named was trained, from its metrics.json's config (None: unknown)."""
+    if not previous_config:
+        return "see that prior's card for how it was trained"
+    fields = PriorConfig.__dataclass_fields__
+    cfg = PriorConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in previous_config.items() if k in fields})
+    return f"which `{training_command(cfg)}` trained for {cfg.dit_steps} DiT steps" + (
+        f", itself continued from {cfg.continued_from}" if cfg.continued_from else "")
 
 
 def render_model_card(config: PriorConfig, metrics: dict, source: str, seconds: dict,
@@ -255,7 +289,7 @@ def render_model_card(config: PriorConfig, metrics: dict, source: str, seconds: 
                 "- Licence of the data: MIT (Zalando SE). Licence of these weights: MIT, as diver-lite."]
         purpose = ("It makes `diver-lite recover` work out of the box and gives the tests real weights. It is not a "
                    "substitute for DiT-XL/2 on ImageNet.")
-        command = "diver-lite train-prior -o DIR --seed " + str(config.seed) + _options(config)
+        command = training_command(config, data_kind)
     else:
         title, what = "# diver-lite prior for an image folder", "an image folder"
         data = [f"- {source}; RGB, edge-padded to {config.image_size}x{config.image_size} where the size is not a "
@@ -263,7 +297,7 @@ def render_model_card(config: PriorConfig, metrics: dict, source: str, seconds: 
                 + ", ".join(classes) + ".",
                 "- Licence of the data: its owner's. These weights derive from it."]
         purpose = "It recovers distilled sets of this data with `diver-lite recover --model DIR`."
-        command = "diver-lite train-prior --data FOLDER -o DIR --seed " + str(config.seed) + _options(config)
+        command = training_command(config, data_kind)
     return "\n".join([
         title, "",
         "A small class-conditional latent diffusion transformer and its VAE, of the diffusers classes that DiT-XL/2 "
@@ -279,9 +313,12 @@ def render_model_card(config: PriorConfig, metrics: dict, source: str, seconds: 
         "learned sigma (8 output channels); "
         f"{params.get('dit', 0):,} parameters with the per-block embedders tied.", "",
         f"## Training (reproducible: `{command}`)", "",
-        f"- VAE: {config.vae_steps} steps, batch {config.vae_batch}, AdamW lr {config.vae_lr} cosine, L1 + "
-        f"{config.vae_kl_weight} KL.",
-        f"- DiT: {config.dit_steps} steps, batch {config.dit_batch}, AdamW lr {config.dit_lr} with warm-up, "
+        (f"- VAE: {config.vae_steps} steps, batch {config.vae_batch}, AdamW lr {config.vae_lr} cosine, L1 + "
+         f"{config.vae_kl_weight} KL." if not config.continued_from else
+         f"- VAE: {config.continued_from}'s, as it is (not retrained). DiT: starts from {config.continued_from}'s "
+         f"weights ({previous_training(metrics.get('continued_from_config'))}); AdamW and the EMA start afresh."),
+        f"- DiT: {config.dit_steps} {'more ' if config.continued_from else ''}steps, batch {config.dit_batch}, "
+        f"AdamW lr {config.dit_lr} with warm-up{', cosine to zero' if config.dit_lr_schedule == 'cosine' else ''}, "
         f"hybrid loss (eps MSE + VB for the variance), {int(config.label_dropout * 100)} % label dropout, EMA "
         f"{config.ema_decay}; linear betas 1e-4..0.02 over 1000 steps (DiT's).",
         f"- Time on {metrics['device']}: " + ", ".join(
