@@ -80,7 +80,7 @@ def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, di
                               f"{train.classes[:4]} at {train.size}²", "give test images of the same classes and size")
     else:
         train, test = held_out(train, 0.1, seed)
-    previous = None
+    previous, dit_heads = None, dit_width // 32
     if continue_from is not None:
         given = [f"--{n.replace('_', '-')}" for n in ("dit_width", "dit_depth", "vae_steps")
                  if click.get_current_context().get_parameter_source(n) != click.core.ParameterSource.DEFAULT]
@@ -90,8 +90,9 @@ def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, di
         previous = _previous_prior(continue_from, train, dev)
         dit_config = previous.transformer.config
         dit_width, dit_depth = dit_config.num_attention_heads * dit_config.attention_head_dim, dit_config.num_layers
+        dit_heads = dit_config.num_attention_heads     # its own, whatever the head size
     config = PriorConfig(seed=seed, vae_steps=vae_steps, dit_steps=dit_steps, image_size=train.size,
-                         dit_hidden=dit_width, dit_heads=dit_width // 32, dit_depth=dit_depth, dit_batch=dit_batch,
+                         dit_hidden=dit_width, dit_heads=dit_heads, dit_depth=dit_depth, dit_batch=dit_batch,
                          dit_lr_schedule=dit_lr_schedule, continued_from=str(continue_from or ""))
     if previous is not None and previous.transformer.config.patch_size != config.dit_patch:
         raise ConfigError(f"{continue_from}'s DiT has patch {previous.transformer.config.patch_size}",
