@@ -12,12 +12,12 @@ from diver_lite.cli.data_options import max_size_option
 EXAMPLE = """
 \b
 Examples:
-  diver-lite train-prior -o runs/prior                       # the shipped default (about 1 h 40 min on one thread)
+  diver-lite train-prior -o runs/prior_v2                    # prior v2 (about 1 h 40 min on one thread), then
+  diver-lite train-prior -o runs/prior_v3 --continue-from runs/prior_v2 --dit-steps 15000 --dit-lr-schedule cosine
+                                                  # the shipped default: v2's DiT 15,000 steps more (about 1 h 5 min)
   diver-lite train-prior -o runs/quick --vae-steps 50 --dit-steps 50 --classifier-epochs 1   # a smoke test
   diver-lite train-prior --data my_tiles/train --test-folder my_tiles/test -o runs/tiles_prior   # your own data
   diver-lite train-prior -o runs/prior_l --device cuda --dit-width 256 --dit-depth 8 --dit-steps 40000   # GPU
-  diver-lite train-prior -o runs/prior_v3 --continue-from runs/prior --dit-steps 20000 --dit-lr-schedule cosine
-                                                 # train a prior's DiT on, its VAE kept
 """
 
 
