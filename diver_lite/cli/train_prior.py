@@ -126,8 +126,7 @@ def _previous_prior(folder: Path, train, device):
     from diver_lite.errors import ConfigError
     from diver_lite.models.load import load_models
 
-    models = load_models(folder, device=device, tie=False)
-    models.vae.requires_grad_(False)
+    models = load_models(folder, device=device, tie=False)     # both modules frozen, in eval mode
     if (models.image_size, models.num_classes) != (train.size, train.num_classes):
         raise ConfigError(f"{folder} is a prior of {models.num_classes} classes at {models.image_size}², the data "
                           f"has {train.num_classes} at {train.size}²", "continue from a prior of the same data")
