@@ -141,7 +141,8 @@ def write_prior(out: Path, dit, vae, config, vae_hist, dit_hist, seconds, train,
     import numpy as np
     from PIL import Image
 
-    from diver_lite.experiments.fashion_mnist.prior_training import evaluate_prior, render_model_card
+    from diver_lite.experiments.fashion_mnist.prior_card import render_model_card
+    from diver_lite.experiments.fashion_mnist.prior_training import evaluate_prior
     from diver_lite.experiments.fashion_mnist.students import train_classifier
     from diver_lite.models.diver_models import DIT_SCHEDULE, DiverModels
     from diver_lite.models.save import save_models
