@@ -32,7 +32,7 @@ def one(device: str, plan_label: str, batch: int, model: str | None) -> dict:
     images, labels, _ = fm.load("test")
     x = from_unit(fm.to_images(images[np.arange(batch) % len(images)]), "imagenet").astype(np.float32)
     y = labels[np.arange(batch) % len(labels)]
-    config = RecoverConfig.from_preset("dm", 1, batch_size=batch)
+    config = RecoverConfig.from_preset("dm", 1, "predd", batch_size=batch)
     estimate = estimate_peak_bytes(plan, sizes_for(model), batch, device, current_rss_bytes())
     backend = build_engine(EngineSpec(model=model, device=device, plan=plan), batch_size=batch)
     if device == "cuda":

@@ -16,7 +16,7 @@ SETS=${SETS:-A B}
 STUDENTS=convnet,vit,efficientnet,shufflenetv2,mobilenetv2,resnet18
 mkdir -p "$R/A" "$R/B" "$KEEP"
 [ -f "$R/A/dm.pt" ] || cp examples/demo_dm_ipc1.pt "$R/A/dm.pt"
-[ -f "$R/B/dm.pt" ] || diver-lite distill -o "$R/B/dm.pt" --ipc 1 --seed 1
+case " $SETS " in *" B "*) [ -f "$R/B/dm.pt" ] || diver-lite distill -o "$R/B/dm.pt" --ipc 1 --seed 1 ;; esac
 
 recover() {   # SET ARM OUT [options]: one recovery, skipped when its set exists
   local set=$1 out=$2; shift 2

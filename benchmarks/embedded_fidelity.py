@@ -21,7 +21,7 @@ from diver_lite.memory.plan import RuntimePlan
 from diver_lite.pipeline.engine import EngineSpec, build_engine
 
 dset = read_set(sys.argv[1] if len(sys.argv) > 1 else "examples/demo_dm_ipc1.pt")
-config = RecoverConfig.from_preset("dm", 1)
+config = RecoverConfig.from_preset("dm", 1, "predd")
 
 
 def run(backend) -> np.ndarray:

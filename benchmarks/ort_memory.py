@@ -38,7 +38,7 @@ def one(case: str, onnx_dir: str, model: str | None, images: int) -> dict:
     size = backend.image_size
     x = np.random.default_rng(0).standard_normal((images, 3, size, size)).astype(np.float32) * 0.5
     y = np.arange(images) % backend.num_classes
-    config = RecoverConfig.from_preset("dm", 1, batch_size=images)
+    config = RecoverConfig.from_preset("dm", 1, "predd", batch_size=images)
     start = time.perf_counter()
     for _ in recover_batches(backend, x, y, [list(range(images))], config, build_schedule(config, backend.schedule),
                              "imagenet"):

@@ -22,6 +22,6 @@ stage1_set() {
 # A field of PReDD's preset for METHOD at IPC: preset_value METHOD IPC steps (K: the guidance-window rows span its
 # steps) or t_init.
 preset_value() {
-  python -c "from diver_lite.core.config import RecoverConfig as C; print(C.from_preset('$1', $2).$3)"
+  python -c "from diver_lite.core.config import RecoverConfig as C; print(C.from_preset('$1', $2, 'predd').$3)"
 }
 preset_steps() { preset_value "$1" "$2" steps; }

@@ -76,7 +76,7 @@ def one(args, plan_label: str, batches: list[int], budget: float | None, cap: fl
         size = backend.image_size
         x = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32) * 0.5
         y = np.arange(batch) % backend.num_classes
-        config = RecoverConfig.from_preset("dm", 1, batch_size=batch)
+        config = RecoverConfig.from_preset("dm", 1, "predd", batch_size=batch)
         schedule = build_schedule(config, backend.schedule)
         forwards = sum(2 if p.conditional else 1 for p in schedule.steps)    # per image
         steps, sync = len(schedule.steps), (torch.cuda.synchronize if cuda else (lambda: None))

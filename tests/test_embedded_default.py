@@ -89,7 +89,7 @@ def test_bf16_stays_close_to_fp32(tmp_path, real_images):
     from diver_lite.pipeline.engine import EngineSpec, build_engine
 
     x, y = real_images
-    config = RecoverConfig.from_preset("dm", 1)
+    config = RecoverConfig.from_preset("dm", 1, "predd")
     bf16 = build_engine(EngineSpec(device="cpu", precision="bf16"))
     assert bf16.describe()["dtype"] == "bfloat16"
     ref = _run(build_engine(EngineSpec(device="cpu")), x, y, config)
@@ -108,7 +108,7 @@ def test_fp8_storage_stays_close_to_fp32_and_holds_a_byte_per_weight(real_images
     from diver_lite.pipeline.engine import EngineSpec, build_engine
 
     x, y = real_images
-    config = RecoverConfig.from_preset("dm", 1)
+    config = RecoverConfig.from_preset("dm", 1, "predd")
     fp8 = build_engine(EngineSpec(device="cpu", plan=RuntimePlan.parse(plan)))
     block = fp8.models.transformer.transformer_blocks[0]
     assert block.ff.net[2].weight.dtype == torch.float8_e4m3fn

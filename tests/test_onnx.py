@@ -247,3 +247,34 @@ def test_lean_sessions_hold_one_graph_at_a_time_and_change_nothing(onnx_fp32):
     assert list(lean.sessions.held) == ["vae_decoder"]                 # the last graph of the batch, alone
     assert len(resident.sessions.held) == 3
     np.testing.assert_array_equal(a, recover_batch(resident, x, y, [0, 1], config, plan, "imagenet"))
+
+
+def test_the_guided_step_graph_carries_its_guidance_target(tmp_path, onnx_fp32, tiny_models):
+    """guided_step.onnx exported with --guidance-target xt runs the paper's equation (the dit.onnx path with xt gives
+    the same result); the manifest records the target and a run asking for the other one is refused."""
+    import shutil
+
+    from diver_lite.export.onnx import export_models
+
+    folder = tmp_path / "xt"
+    manifest = export_models(tiny_models, folder, "fp32", graphs=("guided_step",), guidance_target="xt")
+    assert manifest["guidance_target"] == "xt"
+    for name in ("dit", "vae_encoder", "vae_decoder"):      # the other graphs do not depend on the target
+        for f in onnx_fp32.glob(f"{name}.onnx*"):
+            shutil.copy(f, folder)
+    m = json.loads((onnx_fp32 / "manifest.json").read_text())
+    m["graphs"]["guided_step"] = manifest["graphs"]["guided_step"]
+    (folder / "manifest.json").write_text(json.dumps({**m, "guidance_target": "xt"}))
+    config = RecoverConfig.from_preset(None, 1, "paper", t_init=6, steps=8, guidance_window=(1, 5),
+                                       guidance_scale=0.9)
+    dit, step = OrtBackend(folder, device="cpu"), OrtBackend(folder, device="cpu", graph="guided_step")
+    step.check_config(config)
+    x, y = make_images(3), np.array([4, 100, 999])
+    plan = build_schedule(config, dit.schedule)
+    ours = recover_batch(step, x, y, [0, 1, 2], config, plan, "imagenet")
+    np.testing.assert_allclose(ours, recover_batch(dit, x, y, [0, 1, 2], config, plan, "imagenet"), atol=1e-4)
+    x0 = config.replace(guidance_target="x0")
+    assert not np.allclose(ours, recover_batch(dit, x, y, [0, 1, 2], x0, build_schedule(x0, dit.schedule),
+                                               "imagenet"), atol=1e-3)
+    with pytest.raises(ConfigError, match="exported with --guidance-target xt"):
+        step.check_config(x0)

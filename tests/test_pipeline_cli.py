@@ -38,7 +38,7 @@ def test_cli_end_to_end_on_a_model_folder(tmp_path, dm_file, tiny_model_dir):
     assert (out / "grid.png").is_file() and (out / "report.md").is_file()
     report = json.loads((out / "report.json").read_text())
     assert report["device"].startswith("torch cpu") and report["provider"] == "torch-cpu"
-    assert report["config"]["guidance_window"] == [0, 6]
+    assert report["config"]["guidance_window"] == [25, 40]      # a real model: the paper's settings
     assert set(report["timings_s"]) >= {"read", "load", "encode", "sample", "decode", "write", "total", "per_image"}
     assert report["peak_memory"]["cpu_peak_rss_mb"] > 0 and report["versions"]["diffusers"]
 
@@ -112,7 +112,7 @@ def test_bad_inputs_give_one_line_and_exit_2_with_nothing_written(tmp_path, dm_f
                                   "imagenot"), 2, "unknown subset")
     assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", tmp_path), 2, "incomplete")
     assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", tiny_model_dir,
-                                  "--guidance-window", "3:40"), 2, "guidance window")
+                                  "--guidance-window", "3:60"), 2, "guidance window")
     assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", "tiny-random", "--t-init", "60"),
                           2, "t_init=60")
     assert not out.exists()
@@ -143,8 +143,9 @@ def test_the_python_api_is_the_cli(tmp_path, dm_file):
     """from diver_lite import recover, RecoverConfig: what a notebook calls, with the CLI's result."""
     from diver_lite import RecoverConfig as Config
     from diver_lite import recover as api_recover
-    report = api_recover(dm_file, tmp_path / "api", Config(t_init=2, steps=3), model="tiny-random", device="cpu",
-                         write_pngs=False)
+    # For a real model the CLI runs the paper's table: from_preset(None, ...) is the same settings in Python.
+    report = api_recover(dm_file, tmp_path / "api", Config.from_preset(None, 1, t_init=2, steps=3),
+                         model="tiny-random", device="cpu", write_pngs=False)
     assert report["merged"] and report["input"]["images"] == 6
     assert run_cli("recover", dm_file, "-o", tmp_path / "cli", "--model", "tiny-random", "--t-init", "2", "--steps",
                    "3", "--device", "cpu", "--no-png", "-q").exit_code == 0
@@ -207,8 +208,28 @@ def test_method_presets_follow_the_table_and_yield_to_options_given(tmp_path, dm
     assert used("fm", "--presets", "fashion-mnist") == (3, 4, 0.25)
     assert used("fm_lambda", "--presets", "fashion-mnist", "--guidance-scale", "1") == (3, 4, 1.0)
     assert used("fm_steps", "--presets", "fashion-mnist", "--steps", "2") == (3, 2, 0.25)
-    assert used("auto") == (10, 15, 0.5)                     # --model given: auto is PReDD's ImageNet table
-    assert RecoverConfig.from_preset("edf", 1, "fashion-mnist") == RecoverConfig.from_preset("edf", 1)   # not swept
+    assert used("auto") == (25, 50, 0.1)                     # --model given: auto is the paper's table
+    assert used("predd", "--presets", "predd") == (10, 15, 0.5)
+    assert used("paper_lambda", "--guidance-scale", "0.3") == (25, 50, 0.3)
+    assert RecoverConfig.from_preset("edf", 1, "fashion-mnist") == RecoverConfig.from_preset("edf", 1, "predd")
+
+
+def test_a_real_model_without_method_runs_the_papers_settings_and_the_embedded_prior_keeps_its_own(
+        tmp_path, dm_file, tiny_model_dir):
+    """The paper's settings are the default for any model given with --model; the embedded prior without --method
+    keeps the defaults its recorded results were made with."""
+    def config(name, *extra):
+        result = run_cli("recover", dm_file, "-o", tmp_path / name, "--no-png", "-q", *extra)
+        assert result.exit_code == 0, result.output
+        return json.loads((tmp_path / name / "report.json").read_text())["config"]
+
+    real = config("real", "--model", tiny_model_dir)
+    assert (real["t_init"], real["effective_steps"], real["guidance_window"], real["guidance_scale"],
+            real["guidance_target"], real["label_phase"]) == (25, 50, [25, 40], 0.1, "xt", "all")
+    mine = config("mine", "--model", tiny_model_dir, "--guidance-target", "x0", "--t-init", "20")
+    assert (mine["t_init"], mine["guidance_target"], mine["guidance_scale"]) == (20, "x0", 0.1)
+    embedded = config("embedded")
+    assert (embedded["t_init"], embedded["effective_steps"], embedded["guidance_target"]) == (10, 15, "x0")
 
 
 def test_a_preset_guidance_window_gives_way_when_the_steps_change(monkeypatch):

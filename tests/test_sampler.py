@@ -146,3 +146,80 @@ def test_ncfm_mosaics_come_back_as_mosaics_of_the_input_size(tiny_backend):
     assert not np.allclose(out2[0, :, :8, :8], out[0, :, :8, :8])
     np.testing.assert_allclose(out2[0, :, 40:, 40:], out[0, :, 40:, 40:], atol=1e-4, rtol=1e-4)
     np.testing.assert_allclose(out2[1], out[1], atol=1e-4, rtol=1e-4)
+
+
+def paper_reference(models, z_inh, eps, labels, t_f=25, window=(25, 40), gamma=0.1, cfg_scale=4.0, target="xt"):
+    """The DIVER paper's reverse process written from its equation, independent of the library: z_inh noised to
+    index t_f, all 50 DDIM steps from index 49 (tau 999), labels with 3-channel CFG on every step, and inside the
+    window x_{i-1} <- DDIM(x_i) - gamma sigma_i (x_i - z_inh) (target "xt"), or (x0_pred - z_inh) ("x0", PReDD)."""
+    dit, null = models.transformer, models.null_class
+    betas = np.linspace(1e-4, 0.02, 1000, dtype=np.float64)
+    abar_full = np.cumprod(1 - betas)
+    taus = [round(i * 999 / 49) for i in range(50)]
+    abar = np.array([abar_full[t] for t in taus])
+    abar_prev = np.append(1.0, abar[:-1])
+    beta = 1 - abar / abar_prev
+    post_var = beta * (1 - abar_prev) / (1 - abar)
+    post_log_var = np.log(np.append(post_var[1], post_var[1:]))
+    B = len(z_inh)
+    with torch.no_grad():
+        x = abar[t_f] ** 0.5 * z_inh + (1 - abar[t_f]) ** 0.5 * eps
+        for i in range(49, -1, -1):
+            out = dit(torch.cat([x, x]), timestep=torch.full((2 * B,), taus[i]),
+                      class_labels=torch.cat([labels, torch.full((B,), null)])).sample
+            cond, uncond = out[:B], out[B:]
+            e = cond[:, :4].clone()
+            e[:, :3] = uncond[:, :3] + cfg_scale * (cond[:, :3] - uncond[:, :3])
+            frac = (cond[:, 4:] + 1) / 2
+            sigma = torch.exp(0.5 * (frac * np.log(beta[i]) + (1 - frac) * post_log_var[i]))
+            x0 = (x - (1 - abar[i]) ** 0.5 * e) / abar[i] ** 0.5
+            nxt = abar_prev[i] ** 0.5 * x0 + (1 - abar_prev[i]) ** 0.5 * e
+            if window[0] <= i <= window[1]:
+                nxt = nxt - gamma * sigma * ((x if target == "xt" else x0) - z_inh)
+            x = nxt
+        return x
+
+
+def test_the_paper_preset_runs_the_papers_equation_and_x0_runs_predds(tiny_models):
+    """--presets paper (guidance on the running latent) against the paper's loop written here from its equation;
+    --guidance-target x0 against the same loop pulling x0_pred; the two differ."""
+    g = torch.Generator().manual_seed(3)
+    z_inh, eps, labels = torch.randn(3, 4, 4, 4, generator=g), torch.randn(3, 4, 4, 4, generator=g), \
+        torch.tensor([2, 5, 9])
+    paper = RecoverConfig.from_preset(None, 1, "paper")
+    ours_xt = _latent_run(tiny_models, paper, z_inh, eps, labels)
+    ours_x0 = _latent_run(tiny_models, paper.replace(guidance_target="x0"), z_inh, eps, labels)
+    torch.testing.assert_close(ours_xt, paper_reference(tiny_models, z_inh, eps, labels, target="xt").float(),
+                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(ours_x0, paper_reference(tiny_models, z_inh, eps, labels, target="x0").float(),
+                               atol=1e-4, rtol=1e-4)
+    assert float((ours_xt - ours_x0).abs().max()) > 1e-3
+
+
+def test_the_controls_do_what_they_say(tiny_backend):
+    """round-trip: the VAE alone (what t_init 0 gave, without the DiT); raw-dit: samples that do not depend on the
+    input; projection-grey: clip to [0, 1] in pixels and the channel mean, no model."""
+    from diver_lite.core.prepare import from_unit, to_unit
+
+    x, y = make_images(3), np.array([1, 2, 3])
+    base = RecoverConfig(seed=4, keep_size=True)
+    trip = _recover(tiny_backend, x, y, base.replace(control="round-trip"))
+    z = inherit(tiny_backend, to_vae_input(x, "imagenet", "auto"), [(i, 0) for i in range(3)], 4)
+    direct = from_vae_output(tiny_backend.decode(z / tiny_backend.scaling_factor), "imagenet",
+                             "auto", 3)
+    np.testing.assert_allclose(trip, direct, atol=1e-6)
+    raw = _recover(tiny_backend, x, y, base.replace(control="raw-dit"))
+    raw_other_input = _recover(tiny_backend, -x, y, base.replace(control="raw-dit"))
+    np.testing.assert_allclose(raw, raw_other_input, atol=1e-5)          # no inheritance: the input plays no part
+    assert not np.allclose(raw, trip, atol=1e-2)
+    wild = x * 3
+    proj = _recover(tiny_backend, wild, y, base.replace(control="projection-grey"), space="imagenet")
+    unit = to_unit(proj, "imagenet")
+    assert unit.min() >= -1e-6 and unit.max() <= 1 + 1e-6
+    np.testing.assert_allclose(unit[:, 0], unit[:, 2], atol=1e-6)
+    expected = np.clip(to_unit(wild, "imagenet"), 0, 1).mean(axis=1)
+    np.testing.assert_allclose(unit[:, 1], expected, atol=1e-5)
+    clip_only = to_unit(_recover(tiny_backend, wild, y, base.replace(control="projection")), "imagenet")
+    np.testing.assert_allclose(clip_only, np.clip(to_unit(wild, "imagenet"), 0, 1), atol=1e-5)
+    np.testing.assert_allclose(from_unit(clip_only, "imagenet"),
+                               _recover(tiny_backend, wild, y, base.replace(control="projection")), atol=1e-6)

@@ -109,6 +109,31 @@ def test_bad_config_is_refused(kwargs):
 
 
 def test_method_presets():
-    c = RecoverConfig.from_preset("ncfm", 10, guidance_scale=0.0)
+    c = RecoverConfig.from_preset("ncfm", 10, "predd", guidance_scale=0.0)
     assert (c.t_init, c.steps, c.guidance_scale) == (30, 35, 0.0)
-    assert RecoverConfig.from_preset("dm", 50).t_init == 20
+    assert RecoverConfig.from_preset("dm", 50, "predd").t_init == 20
+    assert RecoverConfig.from_preset("dm", 50, "imagenet") == RecoverConfig.from_preset("dm", 50, "predd")
+
+
+def test_the_paper_preset_is_the_papers_schedule():
+    """t_f = 25, t_r = 50 (all 50 steps from index 49, tau 999), guidance 0.1 on x_t in [25, 40] only, labels with
+    CFG on every step; NCFM's gamma 0.02; the same for every method and IPC."""
+    c = RecoverConfig.from_preset(None, 1)        # the default table is the paper's
+    assert (c.t_init, c.effective_steps, c.window, c.guidance_scale, c.guidance_target, c.label_phase) == \
+        (25, 50, (25, 40), 0.1, "xt", "all")
+    assert RecoverConfig.from_preset("mtt", 10) == RecoverConfig.from_preset("dm", 1) == c
+    assert RecoverConfig.from_preset("ncfm", 1).guidance_scale == 0.02
+    s = build_schedule(c, DIT_SCHEDULE)
+    assert s.init_timestep == 510 and s.steps[0].index == 49 and s.steps[0].timestep == 999
+    assert len(s.steps) == 50 and all(p.conditional and p.cfg_scale == 4.0 for p in s.steps)
+    guided = [p.index for p in s.steps if p.guidance > 0]
+    assert guided == list(range(40, 24, -1)) and all(p.guidance == 0.1 for p in s.steps if p.guidance > 0)
+
+
+def test_presets_refuse_what_they_cannot_fill():
+    with pytest.raises(ConfigError, match="per method"):
+        RecoverConfig.from_preset(None, 1, "predd")
+    for bad in [dict(method="dm", ipc=0), dict(method="dm", ipc=True), dict(method=42, ipc=1),
+                dict(method="dm", ipc=1, table="paperz")]:
+        with pytest.raises(ConfigError):
+            RecoverConfig.from_preset(**bad)

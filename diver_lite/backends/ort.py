@@ -92,11 +92,18 @@ class OrtBackend:
         self.warnings = [advice] if advice else []   # the run logs them and the report keeps them
 
     def check_config(self, config) -> None:
-        """guided_step.onnx has the sigma scaling it was exported with."""
-        if self.graph == "guided_step" and bool(self.manifest.get("sigma_scaling", True)) != config.sigma_scaling:
+        """guided_step.onnx has the sigma scaling and guidance target it was exported with."""
+        if self.graph != "guided_step":
+            return
+        if bool(self.manifest.get("sigma_scaling", True)) != config.sigma_scaling:
             raise ConfigError("guided_step.onnx was exported with sigma scaling "
                               f"{'on' if self.manifest.get('sigma_scaling', True) else 'off'}, the run asks otherwise",
                               "use the export's setting or --onnx-graph dit")
+        target = self.manifest.get("guidance_target", "x0")    # manifests from before the option: x0
+        if target != config.guidance_target:
+            raise ConfigError(f"guided_step.onnx was exported with --guidance-target {target}, the run asks "
+                              f"{config.guidance_target}", f"pass --guidance-target {target}, export again with "
+                              f"--guidance-target {config.guidance_target}, or use --onnx-graph dit")
 
     def _guided_step(self, x, timestep: int, labels, z_inh, p):
         """guided_step.onnx: (x_{i-1}, x0_pred). Its sigma scaling was fixed at export (manifest)."""

@@ -64,7 +64,8 @@ Examples:
 def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data, max_size, split, resume,
              import_runs, test_folder):
     """Train each student only on each SET (hard labels, DSA, EMA with BN statistics re-estimated) and test it on
-    real images; reports mean ± std over seeds, the cross-architecture score, and every set's paired difference
+    real images. A SET whose path holds {seed} is one set per student seed (runs/diver/seed{seed}/dm.pt: seed s
+    trains on runs/diver/seed<s>/dm.pt), so that recovery noise is replicated with the students; reports mean ± std over seeds, the cross-architecture score, and every set's paired difference
     against the baseline set."""
     from PIL import Image
 
@@ -84,7 +85,7 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     if unknown or not names:
         raise ConfigError(f"unknown students {unknown}", f"choose from {', '.join(STUDENT_NAMES)}")
     resume = resume or import_runs is not None
-    check_output(out, [*sets, test_folder, data], resume=resume)
+    check_output(out, [*(p for s in sets for _, p in _per_seed(s, seeds)), test_folder, data], resume=resume)
     labels = [str(p) for p in sets]
     if len(set(labels)) != len(labels):
         raise ConfigError("a set is given twice", "name each set once")
@@ -94,8 +95,10 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     cfg = EvalConfig.from_protocol(protocol, students=names, seeds=tuple(range(seeds)),
                                    **({"epochs": epochs} if epochs else {}))
     imported, imported_keys = _imported_runs(import_runs, cfg, split) if import_runs is not None else ({}, {})
-    loaded = [(label, read_set(p)) for label, p in zip(labels, sets)]
-    size = loaded[0][1].images.shape[-1]
+    # (label, seed or None, set): a SET with {seed} in its path is read once per student seed.
+    loaded = [(label, seed, read_set(path)) for label, p in zip(labels, sets)
+              for seed, path in _per_seed(p, seeds)]
+    size = loaded[0][2].images.shape[-1]
     if split != "test" and (test_folder is not None or is_image_folder(data)):
         raise ConfigError(f"--split {split} holds out Fashion-MNIST images", "drop --split with an image folder or "
                           "--test-folder (their own held-out images are the test split)")
@@ -112,7 +115,7 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
         images, test_y, _ = fm.load(split, data)
         test_x = from_unit(resize(fm.to_images(images), size, antialias=True), "imagenet")
     classes = int(test_y.max()) + 1
-    for label, dset in loaded:
+    for label, _, dset in loaded:
         bad = sorted({int(c) for c in dset.hard_labels if not 0 <= c < classes})
         if bad:
             raise InputError(f"{label} has labels {bad[:5]} outside the test split's {classes} classes",
@@ -122,13 +125,18 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
             raise InputError(f"the test split has classes {unseen[:5]} of which {label} holds no image",
                              "evaluate a set with every class of the test split (or a --test-folder of its "
                              "classes)")
-    inputs = {}
-    for label, dset in loaded:
-        click.echo(f"{label}: {len(dset)} images", err=True)
+    inputs, keys = {}, {}
+    for label, seed, dset in loaded:
+        if seed in (None, 0):
+            click.echo(f"{label}: {len(dset)} images" + (f" (per seed, {seeds} sets)" if seed == 0 else ""),
+                       err=True)
         x = from_unit(to_unit(dset.images, dset.pixel_space), "imagenet")
-        inputs[label] = (resize(x if x.shape[1] == 3 else x.repeat(3, axis=1), size, antialias=True),
-                         dset.hard_labels)
-    keys = {label: fingerprint(dset) for label, dset in loaded}
+        entry = (resize(x if x.shape[1] == 3 else x.repeat(3, axis=1), size, antialias=True), dset.hard_labels)
+        if seed is None:
+            inputs[label], keys[label] = entry, fingerprint(dset)
+        else:   # per seed: {seed: set}, and the fingerprints by seed (as JSON keys: strings)
+            inputs.setdefault(label, {})[seed] = entry
+            keys.setdefault(label, {})[str(seed)] = fingerprint(dset)
     _check_imported_sets(import_runs, imported_keys, keys)
     mark(out, "evaluate")
     done, keep = _kept_runs(out, cfg, keys, test_x, test_y)
@@ -159,6 +167,22 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     (out / "results.md").write_text(table)
     Image.fromarray(chart(results, names)).save(out / "results.png")
     click.echo(table)
+
+
+SEED = "{seed}"
+
+
+def _per_seed(path: Path, seeds: int) -> list[tuple[int | None, Path]]:
+    """[(None, path)], or for a path with {seed} in it, [(s, the path with s in place of {seed})] for each seed."""
+    if SEED not in str(path):
+        return [(None, path)]
+    return [(s, Path(str(path).replace(SEED, str(s)))) for s in range(seeds)]
+
+
+def set_key(keys: dict, label: str, seed: int) -> str | None:
+    """The fingerprint of the set a (label, seed) run was trained on."""
+    key = keys.get(label)
+    return key.get(str(seed)) if isinstance(key, dict) else key
 
 
 def short_labels(labels: list[str]) -> dict[str, str]:
@@ -210,7 +234,13 @@ def _check_imported_sets(path: Path | None, theirs: dict, keys: dict) -> None:
     fingerprints `theirs`) evaluated under that path; sets it has no fingerprint of are trusted by path."""
     from diver_lite.errors import ConfigError
 
-    changed = [label for label, key in keys.items() if label in theirs and theirs[label] != key]
+    def differs(label, key):
+        mine, other = (k if isinstance(k, dict) else {"*": k} for k in (key, theirs[label]))
+        if "*" in mine or "*" in other:      # one of them per seed, the other not: not the same set
+            return mine != other
+        return any(other[s] != k for s, k in mine.items() if s in other)
+
+    changed = [label for label, key in keys.items() if label in theirs and differs(label, key)]
     if changed:
         raise ConfigError(f"{changed[0]} is not the set {path} evaluated under that path (its images or labels "
                           "differ)", "import only runs of unchanged sets: recover or distill it again as it was, "
@@ -224,24 +254,33 @@ def _kept_runs(out: Path, cfg, keys: dict, test_x, test_y):
 
     import numpy as np
 
+    from diver_lite.machine import cpu_name
+
     h = hashlib.sha256(json.dumps({k: v for k, v in _config_record(cfg).items() if k not in ("students", "seeds")},
                                   sort_keys=True).encode())
     h.update(np.ascontiguousarray(test_x).tobytes()[:1 << 20] + np.ascontiguousarray(test_y).tobytes())
     setting = h.hexdigest()[:16]
     path = out / ".diver-lite" / "runs.jsonl"
-    by_key = {v: k for k, v in keys.items()}
+    by_key = {}           # fingerprint (or (fingerprint, seed) for a set given per seed) -> label
+    for label, key in keys.items():
+        if isinstance(key, dict):
+            by_key.update({(k, int(s)): label for s, k in key.items()})
+        else:
+            by_key[key] = label
     done = {}
     if path.is_file():
         for line in path.read_text().splitlines():
             try:
                 row = json.loads(line)
-                if row["setting"] == setting and row["set"] in by_key:
-                    done[(by_key[row["set"]], row["student"], row["seed"])] = (row["ema"], row["raw"])
+                label = by_key.get((row["set"], row["seed"]), by_key.get(row["set"]))
+                if row["setting"] == setting and label is not None:
+                    done[(label, row["student"], row["seed"])] = (row["ema"], row["raw"])
             except (ValueError, KeyError, TypeError):
                 continue            # a line cut off by a kill: that run is simply done again
 
     def keep(item, accuracies):
         with open(path, "a") as f:
-            f.write(json.dumps({"setting": setting, "set": keys[item[0]], "student": item[1], "seed": item[2],
+            f.write(json.dumps({"setting": setting, "set": set_key(keys, item[0], item[2]), "student": item[1],
+                                "seed": item[2], "cpu": cpu_name(),
                                 "ema": accuracies[0], "raw": accuracies[1]}) + "\n")
     return done, keep

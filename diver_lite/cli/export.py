@@ -39,8 +39,13 @@ GRAPHS = module_names("diver_lite.export.graphs")   # export/graphs/, one file p
               ". guided_step is the single-graph DIVER step; recovery with --backend onnxruntime needs dit and "
               "the VAE graphs.")
 @click.option("--cfg-channels", type=click.Choice(["3", "4"]), default="3", help="Baked into guided_step.")
+@click.option("--guidance-target", type=click.Choice(["x0", "xt"]), default="x0",
+              help="Baked into guided_step: what the semantic guidance pulls toward the inherited latent, x0 (the "
+              "predicted clean latent, PReDD's code) or xt (the running latent, the DIVER paper's equation; "
+              "recover's paper presets use it).")
 @click.option("--overwrite", is_flag=True, help="Replace graphs already in the folder.")
-def export(model, vae, timestep_embedding, out, precision, provider, graphs, cfg_channels, overwrite):
+def export(model, vae, timestep_embedding, out, precision, provider, graphs, cfg_channels, guidance_target,
+           overwrite):
     """Export the DiT (dynamic batch), the guided DIVER step and the VAE encoder/decoder to ONNX (opset 18),
     each validated against torch on random inputs; writes manifest.json."""
     from diver_lite.cli.progress import step_bar
@@ -64,6 +69,7 @@ def export(model, vae, timestep_embedding, out, precision, provider, graphs, cfg
     mark(out, "export")
     with step_bar(len(chosen), "export", "graph") as update:
         manifest = export_models(models, out, precision, chosen, int(cfg_channels), made_for=made_for,
+                                 guidance_target=guidance_target,
                                  log=lambda m: click.echo(m, err=True), progress=lambda k, name: update(k, last=name))
     sizes = sum(f.stat().st_size for f in out.iterdir() if f.is_file()) / 2**20
     click.echo(f"Exported {', '.join(manifest['graphs'])} ({precision}, opset {manifest['opset']}, {sizes:.1f} MiB) "

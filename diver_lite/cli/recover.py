@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from diver_lite.core.config import LABEL_PHASES, METHOD_PRESETS, PIXEL_RANGES, PRESET_TABLES, SAMPLERS, RecoverConfig
+from diver_lite.core.controls import CONTROLS
+from diver_lite.core.guidance import GUIDANCE_TARGETS
 from diver_lite.layouts import LAYOUTS
 from diver_lite.core.prepare import PIXEL_SPACES
 from diver_lite.errors import ConfigError, InputError
@@ -107,9 +109,10 @@ def _class_map(path: Path | None):
               "line (--t-init, --steps, ...) overrides the preset's value.")
 @click.option("--ipc", type=click.IntRange(min=1), default=1, help="Images per class, with --method.")
 @click.option("--presets", type=click.Choice(("auto", *PRESET_TABLES)), default="auto",
-              help="The --method table: imagenet (PReDD's t_init/K), fashion-mnist (the embedded prior's settings, "
-              "chosen on a validation split; PReDD's where not swept); auto: fashion-mnist with the embedded prior, "
-              "else imagenet.")
+              help="Settings table: paper (the DIVER paper's: t_init 25, all 50 steps, guidance 0.1 in the window "
+              "25:40 pulling the running latent, labels on every step; NCFM 0.02), predd (PReDD's t_init/K per "
+              "--method; imagenet is its old name), fashion-mnist (the embedded prior's, chosen on a validation "
+              "split). auto: paper for any --model, fashion-mnist per --method with the embedded prior.")
 @click.option("--t-init", type=click.IntRange(min=0), default=None, help="Sampling index the inherited latent is "
               "noised to (of --sampling-steps).  [default: 10]")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="K, reverse steps run at indices "
@@ -124,6 +127,13 @@ def _class_map(path: Path | None):
 @click.option("--guidance-window", callback=_window, default=None, metavar="LOW:HIGH",
               help="Step indices where guidance acts.  [default: 0:floor(K/2)-1]")
 @click.option("--no-sigma-scaling", is_flag=True, help="Do not scale the guidance by the learned sigma.")
+@click.option("--guidance-target", type=click.Choice(GUIDANCE_TARGETS), default="x0",
+              help="What the guidance pulls toward the inherited latent: x0, the predicted clean latent (PReDD's "
+              "code), or xt, the running latent (the DIVER paper's equation).")
+@click.option("--control", type=click.Choice(CONTROLS), default="none",
+              help="Run a control instead of DIVER, written like a recovery: round-trip (the VAE alone: encode, "
+              "decode), raw-dit (class-conditional DiT samples from noise over the whole schedule, no inheritance), "
+              "projection (no model: clip to the pixel range), projection-grey (also each pixel's channel mean).")
 @click.option("--label-phase", type=click.Choice(LABEL_PHASES), default="concrete",
               help="concrete: labels, CFG and guidance only in the late phase; all: every step (PReDD).")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default="ddim", help="ddim (eta=0) or ddpm (PReDD).")
@@ -147,7 +157,7 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
             method, ipc, presets,
             t_init, steps, align,
             sampling_steps, cfg_scale, cfg_channels, guidance_scale, guidance_window, no_sigma_scaling,
-            label_phase, sampler, pixel_range, keep_size, batch_size, seed, device, resume, overwrite, no_png,
+            guidance_target, control, label_phase, sampler, pixel_range, keep_size, batch_size, seed, device, resume, overwrite, no_png,
             max_png, shard, quiet, **runtime_options):
     """Recover a distilled set with DIVER (semantic inheritance, guidance and fusion).
 
@@ -165,23 +175,28 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
     pixel_space = _pixel_space(pixel_space, pixel_mean, pixel_std)
     options = dict(align=align, num_sampling_steps=sampling_steps, cfg_scale=cfg_scale,
                    cfg_channels=int(cfg_channels), guidance_scale=guidance_scale, guidance_window=guidance_window,
-                   sigma_scaling=not no_sigma_scaling, label_phase=label_phase, sampler=sampler,
+                   sigma_scaling=not no_sigma_scaling, guidance_target=guidance_target, control=control,
+                   label_phase=label_phase, sampler=sampler,
                    pixel_range=pixel_range, keep_size=keep_size, seed=seed,
                    batch_size=1 if batch_size == "auto" else batch_size)
     if t_init is not None:
         options["t_init"] = t_init
     if steps is not None:
         options["steps"] = steps
-    if method is not None:
-        embedded = model is None and backend == "torch"
-        table = presets if presets != "auto" else "fashion-mnist" if embedded else "imagenet"
+    manifest = _manifest(onnx_dir) if backend == "onnxruntime" else {}
+    table = presets if presets != "auto" else "fashion-mnist" if _embedded(model, manifest) else "paper"
+    if method is not None or table == "paper":
         source = click.get_current_context().get_parameter_source
         preset = RecoverConfig.preset_values(method, ipc, table)
         options = {k: v for k, v in options.items()              # the preset's values unless given on the line
-                   if k not in preset or source(k) is not click.core.ParameterSource.DEFAULT}
+                   if k not in preset or source(_PARAM.get(k, k)) is not click.core.ParameterSource.DEFAULT}
         config = RecoverConfig.from_preset(method, ipc, table, **options)
     else:
         config = RecoverConfig(**options)
+    given = click.get_current_context().get_parameter_source("guidance_target")
+    if onnx_graph == "guided_step" and given is click.core.ParameterSource.DEFAULT and manifest:
+        # what the graph was exported with (a manifest from before the option: x0)
+        config = config.replace(guidance_target=manifest.get("guidance_target", "x0"))
 
     bar = None
 
@@ -198,9 +213,6 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
     def log(msg: str) -> None:          # -q silences progress, never a warning
         if not quiet or msg.startswith("Warning:"):
             click.echo(msg, err=True)
-    if method is not None:
-        log(f"--method {method} --ipc {ipc} ({table} presets): t_init {config.t_init}, K {config.effective_steps}, "
-            f"λ {config.guidance_scale:g}, window {config.window[0]}:{config.window[1]}, labels {config.label_phase}")
     with stop_after_batch_on_sigint(log) as should_stop:
         try:
             engine = EngineSpec(backend=backend, model=model, vae=vae, device=device, onnx_dir=onnx_dir,
@@ -228,6 +240,33 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
     moved = f", {change['psnr_db_mean']} dB from their inputs on average" if change else ""
     click.echo(f"Recovered {report['input']['images']} images ({report['images_this_run']} this run{per}) in "
                f"{t['total']:.1f} s{moved} -> {report['output']['set']}; report: {Path(out) / 'report.md'}")
+
+
+def _manifest(onnx_dir: Path | None) -> dict:
+    """An export's manifest.json, or {} (the ONNX backend reports a missing or damaged one itself)."""
+    import json
+
+    try:
+        return json.loads((Path(onnx_dir) / "manifest.json").read_text()) if onnx_dir is not None else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _embedded(model, manifest: dict) -> bool:
+    """Does the run use the embedded Fashion-MNIST prior (as the model, or as the source of the ONNX graphs)?"""
+    from diver_lite.models.source import EMBEDDED_DEFAULT
+
+    source = manifest.get("source_model", model)
+    if source is None:
+        return not manifest       # no --model: the embedded prior, unless ONNX graphs say otherwise
+    try:
+        return Path(source).resolve() == EMBEDDED_DEFAULT.resolve()
+    except (OSError, TypeError):
+        return False
+
+
+# RecoverConfig fields whose option has another name (for "was it given on the command line?").
+_PARAM = {"num_sampling_steps": "sampling_steps", "sigma_scaling": "no_sigma_scaling"}
 
 
 def _pixel_space(named: str | None, mean: str | None, std: str | None) -> str | None:

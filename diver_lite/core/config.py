@@ -1,8 +1,12 @@
-"""RecoverConfig: every knob of the DIVER recovery, checked at construction. Defaults follow SPEC §2;
-the ones marked [choice] there are options, and the per-method presets are PReDD's starting values."""
+"""RecoverConfig: every knob of the DIVER recovery, checked at construction, and the preset tables that fill it
+per distillation method and IPC: the DIVER paper's settings ("paper", the default for any model but the embedded
+prior), PReDD's t_init/K ("predd") and the embedded Fashion-MNIST prior's validation-chosen rows ("fashion-mnist").
+docs/algorithm.md gives each setting's source."""
 
 from dataclasses import asdict, dataclass, fields, replace
 
+from diver_lite.core.controls import CONTROLS
+from diver_lite.core.guidance import GUIDANCE_TARGETS
 from diver_lite.errors import ConfigError
 from diver_lite.registry import discover
 
@@ -11,7 +15,7 @@ LABEL_PHASES = ("concrete", "all")
 PIXEL_RANGES = ("auto", "raw")
 CFG_CHANNELS = (3, 4)
 
-# (t_init, K) per distillation method and IPC, from PReDD's README (SPEC §2): the ImageNet-subset table.
+# (t_init, K) per distillation method and IPC, from PReDD's README: its ImageNet-subset table.
 METHOD_PRESETS: dict[str, dict[int, tuple[int, int]]] = {
     "dm": {1: (10, 15), 10: (20, 20)},
     "ncfm": {1: (25, 30), 10: (30, 35)},
@@ -32,7 +36,15 @@ FASHION_MNIST_PRESETS: dict[str, dict[int, dict]] = {
     "mtt": {1: {"t_init": 10, "steps": 10, "guidance_window": (0, 9)},
             10: {"t_init": 10, "steps": 10, "guidance_window": (0, 9)}},
 }
-PRESET_TABLES = ("imagenet", "fashion-mnist")
+# The DIVER paper's own settings (docs/algorithm.md, "The paper's settings"): DDIM 50, the inherited latent noised
+# to t_f = 25 for every method and IPC, all 50 reverse steps run from index 49 (t_r = 50), the guidance only in the
+# window [25, 40], gamma 0.1 (0.02 for NCFM), labels with CFG on every step, the guidance pulling the running latent
+# (the paper's equation). The CFG scale is not stated: 4.0, DiT's.
+PAPER_SETTINGS = {"t_init": 25, "steps": 50, "num_sampling_steps": 50, "guidance_window": (25, 40),
+                  "guidance_scale": 0.1, "label_phase": "all", "guidance_target": "xt", "sampler": "ddim"}
+PAPER_GUIDANCE_SCALE = {"ncfm": 0.02}
+# "imagenet" is the earlier name of "predd" (kept so that scripts that name it keep working).
+PRESET_TABLES = ("paper", "predd", "fashion-mnist", "imagenet")
 
 
 @dataclass(frozen=True)
@@ -49,9 +61,12 @@ class RecoverConfig:
     guidance_scale: float = 0.5      # lambda of the semantic guidance; 0 turns it off (PReDD)
     guidance_window: tuple[int, int] | None = None  # (low, high); None: (0, floor(K/2) - 1)
     sigma_scaling: bool = True       # scale the guidance by the learned sigma_i
+    guidance_target: str = "x0"      # pulled toward z_inh: "x0" x0_pred (PReDD's code), "xt" x_i (the paper's text)
     label_phase: str = "concrete"    # "concrete": labels, CFG and guidance only for i <= high; "all": every step
     sampler: str = "ddim"            # "ddim" (eta = 0) or "ddpm" (learned variance, PReDD's sampler)
     pixel_range: str = "auto"        # "auto": map the input's pixel space to [-1, 1] and back; "raw": as PReDD
+    control: str = "none"            # "none": DIVER; a control instead (core/controls.py): round-trip, raw-dit,
+                                     # projection, projection-grey
     keep_size: bool = False          # True: write the 256² (model-size) result instead of the input size
     seed: int = 0
     batch_size: int = 4
@@ -69,8 +84,11 @@ class RecoverConfig:
         need(self.cfg_channels in CFG_CHANNELS, f"cfg_channels={self.cfg_channels}", "use 3 (DiT) or 4 (diffusers)")
         need(self.guidance_scale >= 0, f"guidance_scale={self.guidance_scale} is negative", "use 0..1")
         need(self.label_phase in LABEL_PHASES, f"label_phase={self.label_phase!r}", f"use one of {LABEL_PHASES}")
+        need(self.guidance_target in GUIDANCE_TARGETS, f"guidance_target={self.guidance_target!r}",
+             f"use one of {GUIDANCE_TARGETS}")
         need(self.sampler in SAMPLERS, f"sampler={self.sampler!r}", f"use one of {SAMPLERS}")
         need(self.pixel_range in PIXEL_RANGES, f"pixel_range={self.pixel_range!r}", f"use one of {PIXEL_RANGES}")
+        need(self.control in CONTROLS, f"control={self.control!r}", f"use one of {CONTROLS}")
         need(self.batch_size >= 1, f"batch_size={self.batch_size}", "use 1 or more")
         low, high = self.window
         need(0 <= low <= high + 1 and high < self.effective_steps,
@@ -91,29 +109,47 @@ class RecoverConfig:
         return (0, self.effective_steps // 2 - 1)
 
     @staticmethod
-    def preset_values(method: str, ipc: int, table: str = "imagenet") -> dict:
-        """The fields a method's preset sets at IPC 1 or 10 (IPC > 10 uses the IPC 10 values): PReDD's t_init/K
-        ("imagenet"), with the Fashion-MNIST prior's validation-chosen fields on top where it has them."""
-        presets = METHOD_PRESETS.get(method.lower())
-        if presets is None:
-            raise ConfigError(f"no preset for method {method!r}", f"use one of {sorted(METHOD_PRESETS)}")
+    def preset_values(method: str | None, ipc: int, table: str = "paper") -> dict:
+        """The fields a preset table sets for a method at IPC 1 or 10 (IPC > 10 uses the IPC 10 values): "paper",
+        the DIVER paper's settings (the same for every method and IPC but NCFM's gamma; method None: gamma 0.1);
+        "predd" (or "imagenet"), PReDD's t_init/K; "fashion-mnist", PReDD's with the embedded prior's
+        validation-chosen fields on top where it has them."""
         if table not in PRESET_TABLES:
             raise ConfigError(f"no preset table {table!r}", f"use one of {PRESET_TABLES}")
+        if not isinstance(ipc, int) or isinstance(ipc, bool) or ipc < 1:
+            raise ConfigError(f"ipc={ipc!r} is not a count of images per class", "use 1, 10, 50, ...")
+        if method is not None and (not isinstance(method, str) or method.lower() not in METHOD_PRESETS):
+            raise ConfigError(f"no preset for method {method!r}", f"use one of {sorted(METHOD_PRESETS)}")
+        method = method.lower() if method is not None else None
+        if table == "paper":
+            return {**PAPER_SETTINGS, "guidance_scale": PAPER_GUIDANCE_SCALE.get(method, 0.1)}
+        if method is None:
+            raise ConfigError(f"the {table} presets are per method", f"give the method: {sorted(METHOD_PRESETS)}")
         key = 1 if ipc < 10 else 10
-        t_init, steps = presets[key]
+        t_init, steps = METHOD_PRESETS[method][key]
         values = {"t_init": t_init, "steps": steps}
         if table == "fashion-mnist":
-            values.update(FASHION_MNIST_PRESETS.get(method.lower(), {}).get(key, {}))
+            values.update(FASHION_MNIST_PRESETS.get(method, {}).get(key, {}))
         return values
 
     @classmethod
-    def from_preset(cls, method: str, ipc: int, table: str = "imagenet", **overrides) -> "RecoverConfig":
+    def from_preset(cls, method: str | None, ipc: int, table: str = "paper", **overrides) -> "RecoverConfig":
         """preset_values with `overrides` on top (the CLI passes only options given on its command line)."""
         values = cls.preset_values(method, ipc, table)
         moved = any(k in overrides and overrides[k] != values[k] for k in ("t_init", "steps")) or overrides.get("align")
         if moved:   # a preset's window belongs to its K: other steps take the default window
             values.pop("guidance_window", None)
         return cls(**{**values, **overrides})
+
+    def summary(self) -> str:
+        """The settings that shape the result, in one line (the run's first log line)."""
+        if self.control != "none":
+            return f"control {self.control}" + (f", seed {self.seed}" if self.control not in ("projection",
+                                                                                                "projection-grey") else "")
+        low, high = self.window
+        return (f"t_init {self.t_init}, K {self.effective_steps} of {self.num_sampling_steps}, guidance "
+                f"{self.guidance_scale:g} on {self.guidance_target} in {low}:{high}, labels {self.label_phase}, CFG "
+                f"{self.cfg_scale:g}, {self.sampler}, seed {self.seed}")
 
     def replace(self, **changes) -> "RecoverConfig":
         return replace(self, **changes)

@@ -1,8 +1,8 @@
-"""One DIVER reverse step as arithmetic that runs the same on torch tensors and numpy arrays (SPEC §2 steps 3-5)."""
+"""One DIVER reverse step as arithmetic that runs the same on torch tensors and numpy arrays (docs/algorithm.md,
+steps 3-5).
 
-# One DIVER reverse step, as arithmetic that runs the same on torch tensors and numpy arrays (SPEC §2 steps 3-5).
-#
-# Shapes: x, z_inh, x0_pred, eps: [B, C, h, w]; model_output: [B, 2C, h, w] = (eps, learned-variance values v).
+Shapes: x, z_inh, x0_pred, eps: [B, C, h, w]; model_output: [B, 2C, h, w] = (eps, learned-variance values v).
+"""
 
 from diver_lite.core.schedule import StepParams
 
@@ -57,21 +57,33 @@ def ddpm_update(x, x0_pred, sigma, noise, p: StepParams):
     return mean + sigma * noise if p.index > 0 else mean
 
 
-def semantic_guidance(x_prev, x0_pred, z_inh, sigma, p: StepParams, sigma_scaling: bool = True):
-    """x_{i-1} <- x_{i-1} - lambda_i sigma_i (x0_pred - z_inh): closed form, no gradient through any model.
-    No branch on lambda_i = 0 (the update is then exactly x_{i-1}), so the step traces into an ONNX graph."""
+# What the semantic guidance pulls toward the inherited latent: "x0", the step's prediction x0_pred (PReDD's code),
+# or "xt", the running latent x_i (the DIVER paper's equation).
+GUIDANCE_TARGETS = ("x0", "xt")
+
+
+def semantic_guidance(x_prev, pulled, z_inh, sigma, p: StepParams, sigma_scaling: bool = True):
+    """x_{i-1} <- x_{i-1} - lambda_i sigma_i (pulled - z_inh), `pulled` being x0_pred (PReDD) or x_i (the paper):
+    closed form, no gradient through any model. No branch on lambda_i = 0 (the update is then exactly x_{i-1}),
+    so the step traces into an ONNX graph."""
     scale = p.guidance * sigma if sigma_scaling else p.guidance
-    return x_prev - scale * (x0_pred - z_inh)
+    return x_prev - scale * (pulled - z_inh)
 
 
-def diver_step(x, model_output, z_inh, p: StepParams, sampler: str, noise=None, sigma_scaling: bool = True):
-    """x_i -> (x_{i-1}, x0_pred) from the (CFG-combined) model output, with the named sampler's update
-    (core/samplers/)."""
-    from diver_lite.core.sampler import SAMPLERS
+def guidance_pulled(x, x0_pred, target: str):
+    """The tensor the guidance pulls toward z_inh: x0_pred ("x0") or the step's input x_i ("xt")."""
+    if target not in GUIDANCE_TARGETS:
+        raise ValueError(f"guidance target {target!r} is not one of {GUIDANCE_TARGETS}")
+    return x0_pred if target == "x0" else x
 
+
+def diver_step(x, model_output, z_inh, p: StepParams, update, noise=None, sigma_scaling: bool = True,
+               target: str = "x0"):
+    """x_i -> (x_{i-1}, x0_pred) from the (CFG-combined) model output. `update(x, x0_pred, eps, sigma, noise, p)` is
+    a sampler's (core/samplers/); the guidance then pulls `target` (GUIDANCE_TARGETS) toward z_inh."""
     c = x.shape[1]
     eps, v = model_output[:, :c], model_output[:, c:]
     x0_pred = predict_x0(x, eps, p)
     sigma = learned_sigma(v, p)
-    x_prev = SAMPLERS[sampler].update(x, x0_pred, eps, sigma, noise, p)
-    return semantic_guidance(x_prev, x0_pred, z_inh, sigma, p, sigma_scaling), x0_pred
+    x_prev = update(x, x0_pred, eps, sigma, noise, p)
+    return semantic_guidance(x_prev, guidance_pulled(x, x0_pred, target), z_inh, sigma, p, sigma_scaling), x0_pred

@@ -9,6 +9,7 @@ import numpy as np
 
 from diver_lite.core import noise as noise_mod
 from diver_lite.core.config import RecoverConfig
+from diver_lite.core.controls import NO_MODEL, project
 from diver_lite.core.prepare import from_vae_output, merge_mosaic, resize, split_mosaic, to_vae_input
 from diver_lite.core.sampler import diver_sample, guided_step_sample
 from diver_lite.core.schedule import SamplingSchedule
@@ -41,6 +42,8 @@ def recover_batch(backend, images: np.ndarray, dit_labels: np.ndarray, indices: 
     space; H' = H, or the model's image size with `keep_size`. dit_labels: DiT class ids [B]. `callback`: the
     sampler's, after each reverse step (core/sampler.py)."""
     times = times or StageTimes()
+    if config.control in NO_MODEL:
+        return project(images, pixel_space, grey=config.control == "projection-grey")
     size, seed = backend.image_size, config.seed
     channels, in_size = images.shape[1], images.shape[-1]
     if mosaic:  # NCFM: each 2x2 mosaic is four images, recovered one by one
@@ -53,16 +56,10 @@ def recover_batch(backend, images: np.ndarray, dit_labels: np.ndarray, indices: 
         x = resize(to_vae_input(images.astype(np.float32), pixel_space, config.pixel_range), size)
         z_inh = inherit(backend, x, keys, seed)                            # [B, 4, h, w]
     with times.stage("sample", backend):
-        shape = tuple(z_inh.shape[1:])
-        noise = lambda stream: backend.asarray(noise_mod.batch_noise(seed, keys, stream, shape))  # noqa: E731
-        labels = backend.asarray(np.asarray(dit_labels, dtype=np.int64))
-        step = getattr(backend, "guided_step", None)          # ONNX Runtime over guided_step.onnx
-        if step is not None:
-            null = backend.asarray(np.full(len(dit_labels), backend.null_class, dtype=np.int64))
-            z0 = guided_step_sample(step, z_inh, noise(noise_mod.FORWARD), labels, null, schedule, callback)
+        if config.control == "round-trip":      # the VAE alone: decode the inherited latent as it is
+            z0 = z_inh
         else:
-            z0 = diver_sample(backend.denoiser, z_inh, noise(noise_mod.FORWARD), labels, schedule,
-                              step_noise=lambda i: noise(noise_mod.step_stream(i)), callback=callback)
+            z0 = _reverse(backend, z_inh, dit_labels, keys, seed, schedule, callback)
     with times.stage("decode", backend):
         y = backend.decode(z0 / backend.scaling_factor)                    # [B, 3, size, size]
         if mosaic:  # reassemble four size² results into (2 size)² and bring it back to size², as PReDD
@@ -71,3 +68,19 @@ def recover_batch(backend, images: np.ndarray, dit_labels: np.ndarray, indices: 
         if not config.keep_size:
             y = resize(y, in_size, antialias=True)
     return y
+
+
+def _reverse(backend, z_inh, dit_labels, keys, seed: int, schedule: SamplingSchedule, callback):
+    """The reverse process from z_inh noised to the schedule's start (for raw-dit the schedule's start has
+    abar = 0: pure noise)."""
+    shape = tuple(z_inh.shape[1:])
+    noise = lambda stream: backend.asarray(noise_mod.batch_noise(seed, keys, stream, shape))  # noqa: E731
+    labels = backend.asarray(np.asarray(dit_labels, dtype=np.int64))
+    step = getattr(backend, "guided_step", None)          # ONNX Runtime over guided_step.onnx
+    if step is not None:
+        null = backend.asarray(np.full(len(dit_labels), backend.null_class, dtype=np.int64))
+        z0 = guided_step_sample(step, z_inh, noise(noise_mod.FORWARD), labels, null, schedule, callback)
+    else:
+        z0 = diver_sample(backend.denoiser, z_inh, noise(noise_mod.FORWARD), labels, schedule,
+                          step_noise=lambda i: noise(noise_mod.step_stream(i)), callback=callback)
+    return z0

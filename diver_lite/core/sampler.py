@@ -41,8 +41,9 @@ def diver_sample(denoiser: Callable, z_inh, eps, class_labels, schedule: Samplin
         # Semantic fusion: the step is conditional (label + CFG) only in the concrete phase.
         out = denoiser(x, p.timestep, class_labels if p.conditional else None, p.cfg_scale)
         noise = step_noise(p.index) if stochastic and p.index > 0 else None
-        # Semantic guidance: pull x0_pred toward z_inh inside the window.
-        x, x0_pred = diver_step(x, out, z_inh, p, schedule.sampler, noise, schedule.sigma_scaling)
+        # Semantic guidance: pull x0_pred (or x_i) toward z_inh inside the window.
+        x, x0_pred = diver_step(x, out, z_inh, p, SAMPLERS[schedule.sampler].update, noise, schedule.sigma_scaling,
+                                schedule.guidance_target)
         report_step(callback, x, x0_pred, p)
     return x
 

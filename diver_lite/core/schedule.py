@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,6 +39,7 @@ class SamplingSchedule:
     sampler: str              # a name in core/samplers/ ("ddim", "ddpm")
     sigma_scaling: bool
     steps: tuple[StepParams, ...]
+    guidance_target: str = "x0"   # what the guidance pulls toward z_inh: "x0" (x0_pred) or "xt" (x_i)
 
 
 def alphas_cumprod(schedule: dict) -> np.ndarray:
@@ -61,7 +62,13 @@ def respaced_timesteps(num_train_timesteps: int, num_sampling_steps: int) -> np.
 
 
 def build_schedule(config: RecoverConfig, schedule: dict) -> "SamplingSchedule":
-    """The reverse steps a config runs on a model's training schedule (the numbers of each step, in order)."""
+    """The reverse steps a config runs on a model's training schedule (the numbers of each step, in order). A
+    raw-DiT control runs every step from pure noise (its start has abar = 0), with labels and no guidance."""
+    if config.control == "raw-dit":
+        from diver_lite.core.controls import raw_dit_config
+
+        full = build_schedule(raw_dit_config(config.replace(control="none")), schedule)
+        return replace(full, init_alpha_bar=0.0)
     S, K = config.num_sampling_steps, config.effective_steps
     abar = alphas_cumprod(schedule).astype(np.float64)
     taus = [int(t) for t in respaced_timesteps(len(abar), S)]   # taus[i] = tau_i
@@ -86,4 +93,5 @@ def build_schedule(config: RecoverConfig, schedule: dict) -> "SamplingSchedule":
             conditional=conditional, cfg_scale=config.cfg_scale if conditional else 1.0,
             guidance=config.guidance_scale if in_window else 0.0))
     return SamplingSchedule(init_timestep=taus[config.t_init], init_alpha_bar=float(abar[taus[config.t_init]]),
-                        sampler=config.sampler, sigma_scaling=config.sigma_scaling, steps=tuple(steps))
+                        sampler=config.sampler, sigma_scaling=config.sigma_scaling, steps=tuple(steps),
+                            guidance_target=config.guidance_target)

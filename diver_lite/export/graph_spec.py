@@ -16,7 +16,7 @@ class GraphSpec:
     name: str                                # the file is NAME.onnx
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
-    # module(models, cfg_channels, sigma_scaling) -> the torch.nn.Module exported
+    # module(models, cfg_channels, sigma_scaling, guidance_target) -> the torch.nn.Module exported
     module: Callable
     # example(models, batch) -> a tuple of input tensors for `batch` images
     example: Callable

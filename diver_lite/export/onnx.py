@@ -162,7 +162,8 @@ def convert_graph(path: Path, precision: str) -> None:
 
 def export_models(models: DiverModels, out: str | os.PathLike, precision: str = "fp32",
                   graphs=tuple(GRAPHS), cfg_channels: int = 3,
-                  sigma_scaling: bool = True, log=None, made_for: str | None = None, progress=None) -> dict:
+                  sigma_scaling: bool = True, log=None, made_for: str | None = None, progress=None,
+                  guidance_target: str = "x0") -> dict:
     """Export, convert and validate each graph into folder `out`; write manifest.json; return the manifest.
     `progress(done, name)` after each graph; `made_for`: the execution provider recorded in the manifest."""
     try:
@@ -170,6 +171,10 @@ def export_models(models: DiverModels, out: str | os.PathLike, precision: str = 
         import onnxruntime  # noqa: F401
     except ImportError as e:
         raise MissingDependencyError(e.name or "onnx", "ONNX export", 'pip install -e ".[onnx]"')
+    from diver_lite.core.guidance import GUIDANCE_TARGETS
+
+    if guidance_target not in GUIDANCE_TARGETS:
+        raise ExportError(f"unknown guidance target {guidance_target!r}", f"use one of {', '.join(GUIDANCE_TARGETS)}")
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}", f"use one of {', '.join(PRECISIONS)}")
     unknown = sorted(set(graphs) - set(GRAPHS))
@@ -190,13 +195,13 @@ def export_models(models: DiverModels, out: str | os.PathLike, precision: str = 
                 "latent_channels": models.latent_channels, "latent_size": models.latent_size,
                 "scaling_factor": models.scaling_factor, "num_classes": models.num_classes,
                 "null_class": models.null_class, "schedule": models.schedule, "cfg_channels": cfg_channels,
-                "sigma_scaling": sigma_scaling, "step_params": list(STEP_PARAMS), "made_for": made_for,
+                "sigma_scaling": sigma_scaling, "guidance_target": guidance_target, "step_params": list(STEP_PARAMS), "made_for": made_for,
                 "graphs": {}}
     for k, name in enumerate(graphs):
         start = time.perf_counter()
         log(f"[{k + 1}/{len(graphs)}] exporting {name} ...")
         spec = GRAPHS[name]
-        module = spec.module(models, cfg_channels, sigma_scaling).eval()
+        module = spec.module(models, cfg_channels, sigma_scaling, guidance_target).eval()
         path = stage / f"{name}.onnx"
         ex1, ex3 = example_inputs(name, models, 1), example_inputs(name, models, 3)
         try:

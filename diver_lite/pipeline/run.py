@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from diver_lite.core.classmap import resolve_class_map
+from diver_lite.backends.no_model import NoModelBackend
 from diver_lite.core.config import RecoverConfig
+from diver_lite.core.controls import NO_MODEL
 from diver_lite.core.recovery import StageTimes
 from diver_lite.core.schedule import build_schedule
 from diver_lite.errors import ConfigError
@@ -98,8 +100,11 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
     out, resume = Path(out), o.resume or o.shard.count > 1
     check_output(out, (input_path,), o.overwrite, resume, resumable=True)   # fail before loading a large model
     start = time.perf_counter()
-    backend = build_engine(_shard_engine(engine, o.shard), config.cfg_channels, config.batch_size, log,
-                           max_batch=len(dset))
+    if config.control in NO_MODEL:      # a projection: no model to load
+        backend = NoModelBackend(max(1000, dset.num_labels), config.batch_size)
+    else:
+        backend = build_engine(_shard_engine(engine, o.shard), config.cfg_channels, config.batch_size, log,
+                               max_batch=len(dset))
     if engine.auto_batch:   # the batch size leaves the result as it is (to float rounding), so resume still matches
         config = config.replace(batch_size=backend.batch_size)
     getattr(backend, "check_config", lambda c: None)(config)
@@ -117,7 +122,7 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
                            inputs=(input_path,))
     where = f" (shard {o.shard.index}/{o.shard.count})" if o.shard.count > 1 else ""
     log(f"{len(dset)} {dset.layout} images {tuple(dset.images.shape[1:])} -> {out} on "
-        f"{backend.device_name()}{where}")
+        f"{backend.device_name()}{where}; {config.summary()}")
     done_before, recovered_now, times = _run_batches(backend, dset, dit_ids[dset.hard_labels], config, state,
                                                      o.shard, progress, should_stop)
     timings.update(times)

@@ -124,8 +124,14 @@ def _share(sets: dict, test: tuple, cfg: EvalConfig, num_classes: int, threads: 
     _SHARED.update(sets=sets, test=test, cfg=cfg, num_classes=num_classes)
 
 
+def set_for_seed(entry, seed: int):
+    """A set's (images, labels): the same for every seed, or {seed: (images, labels)} for a set given per seed (a
+    recovery whose noise is replicated with the student seed)."""
+    return entry[seed] if isinstance(entry, dict) else entry
+
+
 def run_one(label: str, name: str, seed: int) -> tuple[float, float | None]:
-    images, labels = _SHARED["sets"][label]
+    images, labels = set_for_seed(_SHARED["sets"][label], seed)
     tx, ty = _SHARED["test"]
     cfg = _SHARED["cfg"]
     raw, ema = train_student(name, torch.from_numpy(images), torch.from_numpy(labels).long(), cfg, seed,
@@ -138,20 +144,25 @@ def evaluate_sets(sets: dict[str, tuple[np.ndarray, np.ndarray]], test_images: n
                   cfg: EvalConfig, baseline: str | None = None, jobs: int = 1,
                   log: Callable[[str], None] | None = None, done: dict | None = None,
                   on_result: Callable[[tuple, tuple], None] | None = None) -> dict:
-    """sets: label -> (images [N, 3, H, W] normalised like test_images, hard labels [N]). Every student of every
-    set is trained on every seed (in `jobs` processes; the result does not depend on it). Returns per set: per
+    """sets: label -> (images [N, 3, H, W] normalised like test_images, hard labels [N]), or {seed: (images,
+    labels)} for a set that differs per student seed (recovery noise replicated with it). Every student of every
+    set is trained on every seed, seed by seed (so that an interrupted evaluation has whole seeds) (in `jobs` processes; the result does not depend on it). Returns per set: per
     student the EMA accuracy of each seed ('runs'), its mean and std, the raw weights' runs (with cfg.raw); the
     cross-architecture
     score (mean over CROSS_ARCH students evaluated) per seed and its mean; the shallow students' mean; and, for
     each set but `baseline`, the paired differences against it (per student and for the score).
     `done`: {(label, student, seed): (ema %, raw %)} already computed (a resumed evaluation); `on_result(item,
     accuracies)` is called as each run finishes, so a caller can keep it."""
-    sets = {k: (np.ascontiguousarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64)) for k, (x, y) in
-            sets.items()}
+    def arrays(entry):
+        x, y = entry
+        return np.ascontiguousarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64)
+
+    sets = {k: {s: arrays(e) for s, e in v.items()} if isinstance(v, dict) else arrays(v) for k, v in sets.items()}
     test = (np.ascontiguousarray(test_images, dtype=np.float32), np.asarray(test_labels, dtype=np.int64))
-    num_classes = int(max(max(int(y.max()) for _, y in sets.values()), int(test[1].max())) + 1)
+    all_labels = [y for v in sets.values() for _, y in (v.values() if isinstance(v, dict) else [v])]
+    num_classes = int(max(max(int(y.max()) for y in all_labels), int(test[1].max())) + 1)
     done = dict(done or {})
-    work = [(label, name, seed) for label in sets for name in cfg.students for seed in cfg.seeds
+    work = [(label, name, seed) for seed in cfg.seeds for label in sets for name in cfg.students
             if (label, name, seed) not in done]
 
     def finished(item: tuple, accuracies: tuple) -> None:

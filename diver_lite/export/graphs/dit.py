@@ -25,5 +25,5 @@ def example(models, batch: int) -> tuple:
 
 
 ENTRY = GraphSpec("dit", ("x", "timestep", "class_labels"), ("model_output",),
-                  module=lambda models, cfg_channels, sigma_scaling: DiTGraph(models.transformer), example=example,
+                  module=lambda models, cfg_channels, sigma_scaling, guidance_target: DiTGraph(models.transformer), example=example,
                   order=0)

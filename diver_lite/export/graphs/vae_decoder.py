@@ -20,5 +20,5 @@ def example(models, batch: int) -> tuple:
 
 
 ENTRY = GraphSpec("vae_decoder", ("latent",), ("image",),
-                  module=lambda models, cfg_channels, sigma_scaling: VAEDecoderGraph(models.vae), example=example,
+                  module=lambda models, cfg_channels, sigma_scaling, guidance_target: VAEDecoderGraph(models.vae), example=example,
                   converts=False, order=3)

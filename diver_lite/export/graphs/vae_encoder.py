@@ -24,5 +24,5 @@ def example(models, batch: int) -> tuple:
 
 
 ENTRY = GraphSpec("vae_encoder", ("image",), ("mean", "std"),
-                  module=lambda models, cfg_channels, sigma_scaling: VAEEncoderGraph(models.vae), example=example,
+                  module=lambda models, cfg_channels, sigma_scaling, guidance_target: VAEEncoderGraph(models.vae), example=example,
                   converts=False, order=2)
