@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The ablation of SPEC §6 on a Fashion-MNIST stage-1 set at one IPC (run benchmarks/fashion_mnist.sh IPC or
+# The ablation of the open settings (docs/algorithm.md) on a Fashion-MNIST stage-1 set at one IPC (run benchmarks/fashion_mnist.sh IPC or
 # fashion_mnist_mtt.sh IPC first, or give the set): PReDD's preset for METHOD (dm or mtt; t_init/K, window) with
 # DIVER's other defaults, one knob changed per row, recovered by the embedded prior, all evaluated in one `evaluate`
 # (8 students x 5 seeds) and paired against the unchanged row.

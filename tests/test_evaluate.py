@@ -123,13 +123,45 @@ def test_evaluate_cli_writes_table_json_chart_and_paired_differences(tmp_path, m
     diff = row["paired"]["cross_arch"]
     assert diff["mean"] == pytest.approx(row["cross_arch"] - data["results"][a]["cross_arch"]) and diff["n"] == 2
     md = (tmp_path / "ev" / "results.md").read_text()
-    assert "| convnet | lenet | vit | cross-arch | shallow |" in md and f"Paired difference against `{a}`" in md
+    assert "| convnet | lenet | vit | cross-arch | convnet (proxy) | shallow |" in md
+    assert f"Paired difference against `{a}`" in md
+    assert "| set | LayerNorm | instance norm | none |" in md       # vit; convnet; lenet
+    proxy = row["students"]["convnet"]["mean"]
+    assert f"| {row['cross_arch']:.2f} | {proxy:.2f} | {row['shallow']:.2f} |" in md
+    runs = row["students"]["vit"]["runs"]
+    assert row["students"]["vit"]["std"] == pytest.approx(float(np.std(runs, ddof=1)))     # the sample SD
     from PIL import Image
     assert Image.open(tmp_path / "ev" / "results.png").size == (840, 560)
     bad = runner.invoke(cli, ["evaluate", a, "-o", str(tmp_path / "ev2"), "--students", "vgg"])
     assert bad.exit_code == 2 and "unknown students" in bad.output
     bad = runner.invoke(cli, ["evaluate", a, "-o", str(tmp_path / "ev3"), "--baseline", b])
     assert bad.exit_code == 2 and "is not one of the sets" in bad.output
+
+
+def test_a_set_per_seed_trains_seed_s_on_its_own_set_and_resumes(tmp_path, monkeypatch):
+    """SET with {seed}: seed s trains on the set at that path with s filled in (a recovery replicated with the
+    student seed); its runs equal those of the same file given as a plain SET, and a resumed evaluation keeps them."""
+    monkeypatch.setattr(fm, "DEBIAN_ROOT", tmp_path / "absent")
+    runner = CliRunner()
+    for seed in ("0", "1"):
+        (tmp_path / f"s{seed}").mkdir()
+        assert runner.invoke(cli, ["distill", "-o", str(tmp_path / f"s{seed}" / "set.pt"), "--method", "random-real",
+                                   "--ipc", "2", "--seed", seed]).exit_code == 0
+    template, first = str(tmp_path / "s{seed}" / "set.pt"), str(tmp_path / "s0" / "set.pt")
+    args = ["--students", "convnet", "--seeds", "2", "--epochs", "1"]
+    result = runner.invoke(cli, ["evaluate", first, template, "-o", str(tmp_path / "ev"), *args],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "ev" / "results.json").read_text())
+    per_seed, plain = data["results"][template]["students"]["convnet"]["runs"], \
+        data["results"][first]["students"]["convnet"]["runs"]
+    assert per_seed[0] == plain[0] and per_seed[1] != plain[1]       # seed 0 trained on s0, seed 1 on s1
+    assert set(data["fingerprints"][template]) == {"0", "1"}
+    rows = [json.loads(line) for line in (tmp_path / "ev" / ".diver-lite" / "runs.jsonl").read_text().splitlines()]
+    assert [r["seed"] for r in rows] == [0, 0, 1, 1] and all(r["cpu"] for r in rows)     # seed by seed
+    again = runner.invoke(cli, ["evaluate", first, template, "-o", str(tmp_path / "ev"), "--resume", *args],
+                          catch_exceptions=False)
+    assert "(4 kept from before)" in again.output
 
 
 def test_imagenet_subset_protocol_with_a_local_val_folder(tmp_path):

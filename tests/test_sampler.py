@@ -20,7 +20,7 @@ def _recover(backend, x, labels, config, indices=None, space="imagenet"):
 
 
 def predd_reference(models, x, labels, keys, seed, t_init, K, cfg_scale=4.0):
-    """PReDD's loop written straight from SPEC §2 with DiT's numpy-style diffusion (float64), independent of the
+    """PReDD's loop written straight from docs/algorithm.md with DiT's numpy-style diffusion (float64), independent of the
     library's schedule/guidance/sampler code: raw pixels, DDPM with learned range, 3-channel CFG, lambda = 0."""
     vae, dit, scale, null = models.vae, models.transformer, models.scaling_factor, models.null_class
     betas = np.linspace(1e-4, 0.02, 1000, dtype=np.float64)

@@ -261,20 +261,16 @@ def _kept_runs(out: Path, cfg, keys: dict, test_x, test_y):
     h.update(np.ascontiguousarray(test_x).tobytes()[:1 << 20] + np.ascontiguousarray(test_y).tobytes())
     setting = h.hexdigest()[:16]
     path = out / ".diver-lite" / "runs.jsonl"
-    by_key = {}           # fingerprint (or (fingerprint, seed) for a set given per seed) -> label
-    for label, key in keys.items():
-        if isinstance(key, dict):
-            by_key.update({(k, int(s)): label for s, k in key.items()})
-        else:
-            by_key[key] = label
     done = {}
     if path.is_file():
         for line in path.read_text().splitlines():
             try:
                 row = json.loads(line)
-                label = by_key.get((row["set"], row["seed"]), by_key.get(row["set"]))
-                if row["setting"] == setting and label is not None:
-                    done[(label, row["student"], row["seed"])] = (row["ema"], row["raw"])
+                if row["setting"] != setting:
+                    continue
+                for label in keys:   # a run is the same run for every label whose set it trained on
+                    if set_key(keys, label, row["seed"]) == row["set"]:
+                        done[(label, row["student"], row["seed"])] = (row["ema"], row["raw"])
             except (ValueError, KeyError, TypeError):
                 continue            # a line cut off by a kill: that run is simply done again
 

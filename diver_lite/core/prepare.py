@@ -1,4 +1,4 @@
-"""Image preparation in numpy (SPEC §2 steps 1 and 6): pixel spaces, resizing, NCFM mosaics. numpy, not torch, so
+"""Image preparation in numpy (docs/algorithm.md, stages 1 and 6): pixel spaces, resizing, NCFM mosaics. numpy, not torch, so
 that the ONNX Runtime path runs without torch; the resize matches torch's F.interpolate (tested)."""
 
 from functools import lru_cache

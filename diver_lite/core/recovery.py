@@ -1,5 +1,5 @@
 """One batch of distilled images through DIVER: prepare, inherit (encode + noise), reverse, decode, map back
-(SPEC §2). Pure computation on any backend (backends/base.py); the pipeline reads, writes and keeps the books."""
+(docs/algorithm.md). Pure computation on any backend (backends/base.py); the pipeline reads, writes and keeps the books."""
 
 import time
 from contextlib import contextmanager

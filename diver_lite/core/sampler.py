@@ -1,6 +1,6 @@
-"""The DIVER reverse process as a plain function over a denoiser (SPEC §2 steps 2-5; no I/O, no torch needed)."""
+"""The DIVER reverse process as a plain function over a denoiser (docs/algorithm.md, stages 2-5; no I/O, no torch needed)."""
 
-# The DIVER reverse process as a plain function over a denoiser (SPEC §2 steps 2-5; no I/O, no torch needed).
+# The DIVER reverse process as a plain function over a denoiser (docs/algorithm.md, stages 2-5; no I/O, no torch needed).
 #
 # A denoiser is any callable `denoiser(x, timestep, class_labels, cfg_scale) -> model_output` with x [B, C, h, w],
 # class_labels [B] or None (None: unconditional, the null class), returning [B, 2C, h, w]: the CFG-combined eps and

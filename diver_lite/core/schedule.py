@@ -1,6 +1,6 @@
-"""The truncated, respaced schedule of one recovery run as plain numbers (SPEC §2 steps 2-5)."""
+"""The truncated, respaced schedule of one recovery run as plain numbers (docs/algorithm.md, stages 2-5)."""
 
-# The truncated, respaced schedule of one recovery run as plain numbers (SPEC §2 steps 2-5).
+# The truncated, respaced schedule of one recovery run as plain numbers (docs/algorithm.md, stages 2-5).
 #
 # The numbers are diffusers' DDPMScheduler's, bit for bit (tested): linear betas in float32, alphas_cumprod
 # accumulated as torch does, `timestep_spacing="linspace"` (DiT's 50-step respacing 0, 20, 41, ..., 999). They are

@@ -1,6 +1,6 @@
-"""Distilled-set layouts (SPEC §1): one file per layout, each a `Layout` (layout.py) named `ENTRY`."""
+"""Distilled-set layouts: one file per layout, each a `Layout` (layout.py) named `ENTRY`."""
 
-# Distilled-set layouts (SPEC §1): one file per layout, each a `Layout` (layout.py) named `ENTRY` that detects,
+# Distilled-set layouts: one file per layout, each a `Layout` (layout.py) named `ENTRY` that detects,
 # reads and writes its format; registry.py reads and writes a set in any of them. Files from others are untrusted:
 # tensors are loaded with `torch.load(..., weights_only=True)`; npz and image folders need neither torch nor pickle.
 

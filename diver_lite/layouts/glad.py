@@ -1,4 +1,4 @@
-"""GLaD: a folder with images_best.pt only; labels are class-major, IPC images of each of 10 classes (SPEC §1)."""
+"""GLaD: a folder with images_best.pt only; labels are class-major, IPC images of each of 10 classes."""
 
 import numpy as np
 

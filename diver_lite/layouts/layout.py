@@ -23,7 +23,7 @@ class Probe:
 class Layout:
     name: str
     reads_folder: bool             # the set is a folder (else one file)
-    pixel_space: str               # the convention of its tensors (SPEC §1), when the reader does not find one
+    pixel_space: str               # the convention of its tensors, when the reader does not find one
     expects: str                   # what it looks like, for messages: "images_best.pt + labels_best.pt (MTT/EDF)"
     # read(path, options) -> (images [N, C, H, W] float32, labels, extra, pixel space); options: read_set's extras
     read: Callable

@@ -8,7 +8,7 @@ import torch
 from diver_lite.errors import ModelError
 from diver_lite.models import timestep_embedding as temb
 
-# DiT's diffusion (SPEC §2): 1000 steps, linear betas 1e-4 .. 0.02.
+# DiT's diffusion (docs/algorithm.md): 1000 steps, linear betas 1e-4 .. 0.02.
 DIT_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear"}
 SD_VAE_SCALING = 0.18215
 

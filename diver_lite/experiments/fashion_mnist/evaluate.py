@@ -1,7 +1,7 @@
-"""Cross-architecture evaluation (SPEC §5 scaled to Fashion-MNIST): students trained only on a set, tested on
+"""Cross-architecture evaluation (PReDD's protocol scaled to Fashion-MNIST): students trained only on a set, tested on
 real images, under the DC/DM protocol or PReDD's. No I/O."""
 
-# Cross-architecture evaluation (SPEC §5 scaled to Fashion-MNIST): train each student only on a (distilled or
+# Cross-architecture evaluation (PReDD's protocol scaled to Fashion-MNIST): train each student only on a (distilled or
 # recovered) set, test it on real images, under the DC/DM protocol or PReDD's. The weights are averaged (EMA with
 # warm-up, started from the live weights) and BatchNorm statistics re-estimated for the averaged weights. No I/O.
 
@@ -193,8 +193,10 @@ def evaluate_sets(sets: dict[str, tuple[np.ndarray, np.ndarray]], test_images: n
 
 
 def summarise(per_student: dict[str, list[tuple[float, float]]]) -> dict:
+    # std: the sample SD over seeds (n - 1; 0 for a single seed).
     students = {n: {"runs": [e for e, _ in runs], "raw_runs": [r for _, r in runs],
-                    "mean": float(np.mean([e for e, _ in runs])), "std": float(np.std([e for e, _ in runs]))}
+                    "mean": float(np.mean([e for e, _ in runs])),
+                    "std": float(np.std([e for e, _ in runs], ddof=1)) if len(runs) > 1 else 0.0}
                 for n, runs in per_student.items()}
     cross = [n for n in CROSS_ARCH if n in students]
     score_runs = [float(np.mean(v)) for v in zip(*(students[n]["runs"] for n in cross))] if cross else None

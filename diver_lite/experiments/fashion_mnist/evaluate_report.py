@@ -4,7 +4,8 @@ a chart (mean accuracy per student, then each set's paired difference with its 9
 import numpy as np
 
 from diver_lite.experiments.fashion_mnist.evaluate import PROXY, EvalConfig
-from diver_lite.experiments.fashion_mnist.students import CROSS_ARCH, SHALLOW
+from diver_lite.experiments.fashion_mnist.paired import holm, smallest_detectable
+from diver_lite.experiments.fashion_mnist.students import CROSS_ARCH, NORM_GROUPS, SHALLOW, norm_group
 
 COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
 
@@ -13,10 +14,16 @@ def _signed(v: float) -> str:
     return f"{v:+.2f}".replace("-", "−")
 
 
-def interval(p: dict) -> str:
+def interval(p: dict, adjusted_p: float | None = None) -> str:
+    """mean [95 % interval] and a verdict: from the interval, or (per student, exploratory) from the Holm-adjusted
+    p-value within the row; "neutral" comes with the smallest effect the comparison could detect (80 % power)."""
     if p["lo"] is None:
         return f"{_signed(p['mean'])} (one seed)"
-    return f"{_signed(p['mean'])} [{_signed(p['lo'])}, {_signed(p['hi'])}] {p['verdict']}"
+    verdict = p["verdict"] if adjusted_p is None else (
+        "neutral" if adjusted_p >= 0.05 else "helps" if p["mean"] > 0 else "hurts")
+    if verdict == "neutral" and p.get("sd") is not None:
+        verdict += f" (detectable ±{smallest_detectable(p['sd'], p['n']):.1f})"
+    return f"{_signed(p['mean'])} [{_signed(p['lo'])}, {_signed(p['hi'])}] {verdict}"
 
 
 def render_table(results: dict[str, dict], cfg: EvalConfig, baseline: str | None = None) -> str:
@@ -27,20 +34,37 @@ def render_table(results: dict[str, dict], cfg: EvalConfig, baseline: str | None
              f"{cfg.lr}{', per-student overrides ' + str(cfg.lr_overrides) if cfg.lr_overrides else ''}), seeds "
              f"{list(cfg.seeds)}, DSA {cfg.dsa}. cross-arch = mean over {', '.join(cross) or '(none evaluated)'} "
              f"(PReDD's score); shallow = mean over {', '.join(shallow) or '(none evaluated)'}; {PROXY} is the "
-             "distillation proxy.", "",
-             "| set | " + " | ".join(names) + " | cross-arch | shallow |", "|---|" + "---|" * (len(names) + 2)]
+             "distillation proxy, shown beside the score. ± is the sample SD over seeds.", "",
+             "| set | " + " | ".join(names) + f" | cross-arch | {PROXY} (proxy) | shallow |",
+             "|---|" + "---|" * (len(names) + 3)]
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     for label, r in results.items():
         cells = [f"{r['students'][n]['mean']:.2f} ± {r['students'][n]['std']:.2f}" for n in names]
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {fmt(r['cross_arch'])} | {fmt(r['shallow'])} |")
+        proxy = r["students"][PROXY]["mean"] if PROXY in r["students"] else None
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {fmt(r['cross_arch'])} | {fmt(proxy)} | "
+                     f"{fmt(r['shallow'])} |")
+    groups = {g: [n for n in names if norm_group(n, cfg.resnet_norm) == g] for g in NORM_GROUPS}
+    groups = {g: members for g, members in groups.items() if members}
+    lines += ["", "By where the students' normalisation statistics come from (mean accuracy of the group; BatchNorm "
+              "estimates them from the set's batches, so a set's pixel statistics reach it directly): "
+              + "; ".join(f"{g}: {', '.join(m)}" for g, m in groups.items()) + ".", "",
+              "| set | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
+    for label, r in results.items():
+        lines.append(f"| {label} | " + " | ".join(
+            f"{np.mean([r['students'][n]['mean'] for n in m]):.2f}" for m in groups.values()) + " |")
     paired = {label: r["paired"] for label, r in results.items() if "paired" in r}
     if paired:
         cols = names + (["cross_arch"] if cross else [])
         lines += ["", f"Paired difference against `{baseline}` (points; same student, same seeds; mean [95 % "
-                  "interval], Student t): 'helps' / 'hurts' when the interval excludes zero.", "",
+                  "interval], Student t). cross-arch: 'helps' / 'hurts' when the interval excludes zero. Per student "
+                  "(exploratory): 'helps' / 'hurts' when the Holm-adjusted p within the row is below 0.05. 'neutral' "
+                  "gives the smallest difference the seeds could detect with 80 % power, not 'no effect'.", "",
                   "| set | " + " | ".join(c.replace("_", "-") for c in cols) + " |", "|---|" + "---|" * len(cols)]
         for label, p in paired.items():
-            lines.append(f"| {label} | " + " | ".join(interval(p[c]) if c in p else "-" for c in cols) + " |")
+            adjusted = holm({c: p[c]["p"] for c in names if c in p and p[c].get("p") is not None})
+            lines.append(f"| {label} | " + " | ".join(
+                interval(p[c], adjusted.get(c) if c != "cross_arch" else None) if c in p else "-" for c in cols)
+                + " |")
     return "\n".join(lines) + "\n"
 
 

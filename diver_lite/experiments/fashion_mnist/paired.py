@@ -23,10 +23,12 @@ def paired_difference(runs: list[float], baseline_runs: list[float]) -> dict:
     mean, n = float(d.mean()), len(d)
     if n < 2:
         return {"mean": mean, "lo": None, "hi": None, "n": n, "verdict": "neutral"}
-    half = t975(n - 1) * float(d.std(ddof=1)) / math.sqrt(n)
+    sd = float(d.std(ddof=1))
+    half = t975(n - 1) * sd / math.sqrt(n)
     lo, hi = mean - half, mean + half
     verdict = "helps" if lo > 0 else "hurts" if hi < 0 else "neutral"
-    return {"mean": mean, "lo": lo, "hi": hi, "n": n, "verdict": verdict}
+    p = t_two_sided_p(mean / (sd / math.sqrt(n)), n - 1) if sd > 0 else (0.0 if mean != 0 else 1.0)
+    return {"mean": mean, "lo": lo, "hi": hi, "n": n, "verdict": verdict, "p": p, "sd": sd}
 
 
 def _betacf(a: float, b: float, x: float) -> float:

@@ -288,3 +288,15 @@ STUDENTS = {"convnet": ConvNet, "mlp": MLP, "lenet": LeNet, "resnet18": ResNet18
 # PReDD's (and DIVER's) cross-architecture score averages these; the proxy and the shallow nets stand beside it.
 CROSS_ARCH = ("vit", "efficientnet", "shufflenetv2", "mobilenetv2", "resnet18")
 SHALLOW = ("mlp", "lenet")
+
+
+def norm_group(name: str, resnet_norm: str = "batch") -> str:
+    """Where a student's normalisation statistics come from: "BatchNorm" (estimated from the training set's
+    batches, so a set's pixel statistics reach it directly), "LayerNorm", "instance norm" (per image), "none"."""
+    if name == "resnet18":
+        return "BatchNorm" if resnet_norm == "batch" else "instance norm"
+    return {"mobilenetv2": "BatchNorm", "efficientnet": "BatchNorm", "shufflenetv2": "BatchNorm", "vit": "LayerNorm",
+            "convnet": "instance norm", "mlp": "none", "lenet": "none"}[name]
+
+
+NORM_GROUPS = ("BatchNorm", "LayerNorm", "instance norm", "none")
