@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent))          # xl.py
+sys.path.insert(0, str(Path(__file__).parents[1]))      # the repository, when diver_lite is not installed
 from xl import build_xl  # noqa: E402
 
 from diver_lite.models.save import save_models  # noqa: E402

@@ -26,7 +26,9 @@ class TorchDenoiser:
     def _forward(self, x: torch.Tensor, timestep: int, labels: torch.Tensor) -> torch.Tensor:
         t = torch.full((x.shape[0],), timestep, dtype=torch.long, device=self.device)
         out = self.transformer(x.to(self.device, self.dtype), timestep=t, class_labels=labels.to(self.device))
-        return out.sample.float()                                      # [B, 2C, h, w]
+        # [B, 2C, h, w], always a copy: a compiled DiT's output lives in CUDA-graph memory that the next call
+        # overwrites (memory/tactics/compile.py).
+        return out.sample.to(torch.float32, copy=True)
 
     def _run(self, x: torch.Tensor, timestep: int, labels: torch.Tensor) -> torch.Tensor:
         def fell_back(dtype: torch.dtype) -> None:

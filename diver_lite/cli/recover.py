@@ -247,9 +247,10 @@ def _manifest(onnx_dir: Path | None) -> dict:
     import json
 
     try:
-        return json.loads((Path(onnx_dir) / "manifest.json").read_text()) if onnx_dir is not None else {}
+        manifest = json.loads((Path(onnx_dir) / "manifest.json").read_text()) if onnx_dir is not None else {}
     except (OSError, ValueError):
         return {}
+    return manifest if isinstance(manifest, dict) else {}
 
 
 def _embedded(model, manifest: dict) -> bool:
@@ -257,6 +258,8 @@ def _embedded(model, manifest: dict) -> bool:
     from diver_lite.models.source import EMBEDDED_DEFAULT
 
     source = manifest.get("source_model", model)
+    if not isinstance(source, (str, type(None))) and not hasattr(source, "__fspath__"):
+        return False
     if source is None:
         return not manifest       # no --model: the embedded prior, unless ONNX graphs say otherwise
     try:

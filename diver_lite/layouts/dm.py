@@ -27,13 +27,18 @@ def read(path, options: dict):
                              f"give 0..{len(pairs) - 1}")
         extra.update(experiment=experiment, entries=entries)
         pairs = [pairs[experiment]]
-    images = [images_from(x, path) for x, _ in pairs]
+    read = [images_from(x, path) for x, _ in pairs]
+    images, storages = [x for x, _ in read], {str(s) for _, s in read}
     labels = [labels_from(y, path) for _, y in pairs]
+    if len(storages) > 1:
+        raise InputError(f"{path}: its {len(pairs)} experiments store their images in different types",
+                         "recover one at a time with --experiment K")
+    extra["storage"] = read[0][1]
     if len({x.shape[1:] for x in images}) > 1 or len({y.shape[1:] for y in labels}) > 1:
         raise InputError(f"{path}: its {len(pairs)} experiments differ in image or label shape",
                          "recover one at a time with --experiment K")
     extra["experiment_sizes"] = [len(x) for x in images]
-    return np.concatenate(images), np.concatenate(labels), extra, ENTRY.pixel_space
+    return np.concatenate(images), np.concatenate(labels), extra, "unit" if extra["storage"] else ENTRY.pixel_space
 
 
 def write(dset, x, out):

@@ -10,13 +10,13 @@ GLAD_CLASSES = 10
 
 
 def read(path, options: dict):
-    images = images_from(load_tensors(path / "images_best.pt"), path / "images_best.pt")
+    images, storage = images_from(load_tensors(path / "images_best.pt"), path / "images_best.pt")
     n, classes = images.shape[0], GLAD_CLASSES
     if n % classes:
         raise InputError(f"{path}: {n} GLaD images is not a multiple of {classes} classes",
                          "GLaD sets are class-major, IPC images per class; use the mtt layout with labels_best.pt")
     labels = np.repeat(np.arange(classes, dtype=np.int64), n // classes)
-    return images, labels, {}, ENTRY.pixel_space
+    return images, labels, {"storage": storage}, "unit" if storage else ENTRY.pixel_space
 
 
 def write(dset, x, out):

@@ -7,9 +7,9 @@ from diver_lite.layouts.tensors import atomic_torch_save, images_from, labels_fr
 
 
 def read(path, options: dict):
-    images = images_from(load_tensors(path / "images_best.pt"), path / "images_best.pt")
+    images, storage = images_from(load_tensors(path / "images_best.pt"), path / "images_best.pt")
     labels = labels_from(load_tensors(path / "labels_best.pt"), path / "labels_best.pt")
-    return images, labels, {}, ENTRY.pixel_space
+    return images, labels, {"storage": storage}, "unit" if storage else ENTRY.pixel_space
 
 
 def write(dset, x, out):

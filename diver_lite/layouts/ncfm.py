@@ -12,8 +12,8 @@ def read(path, options: dict):
     if not (isinstance(obj, (list, tuple)) and len(obj) == 2):
         raise InputError(f"{path} is not an NCFM set: expected a list [X, y], found {describe(obj)}",
                          "name the right --layout")
-    images, labels = images_from(obj[0], path), labels_from(obj[1], path)
-    return images, labels, {"file": path.name, "container": type(obj).__name__}, ENTRY.pixel_space
+    (images, storage), labels = images_from(obj[0], path), labels_from(obj[1], path)
+    return images, labels, {"file": path.name, "container": type(obj).__name__, "storage": storage}, ENTRY.pixel_space
 
 
 def write(dset, x, out):

@@ -9,7 +9,7 @@ import numpy as np
 from diver_lite.errors import InputError
 from diver_lite.layouts.files import atomic_write, savez
 from diver_lite.layouts.layout import Layout
-from diver_lite.layouts.tensors import check_memory
+from diver_lite.layouts.tensors import check_memory, pixels
 
 
 def npz_shape(path: Path, name: str) -> tuple | None:
@@ -40,7 +40,7 @@ def read(path: Path, options: dict):
         raise InputError(f"{path} must hold 'images' [N,H,W,3] and 'labels' [N]; found keys {sorted(arrays)}",
                          "rename the arrays")
     imgs = arrays["images"]
-    if imgs.dtype.kind not in "buif" or arrays["labels"].dtype.kind not in "buif":
+    if imgs.dtype.kind not in "buifc" or arrays["labels"].dtype.kind not in "buif":
         raise InputError(f"{path}: 'images' and 'labels' must be numeric, found {imgs.dtype} and "
                          f"{arrays['labels'].dtype}", "store pixel values and labels as numbers")
     if imgs.ndim == 3:
@@ -48,9 +48,9 @@ def read(path: Path, options: dict):
     if imgs.ndim != 4 or imgs.shape[-1] not in (1, 3):
         raise InputError(f"{path}: 'images' must be [N, H, W, 3], found shape {imgs.shape}", "store channels last")
     dtype = str(imgs.dtype)
-    x = np.ascontiguousarray(imgs.transpose(0, 3, 1, 2)).astype(np.float32)
-    if imgs.dtype == np.uint8:
-        x, space = x / 255.0, "unit"
+    x, storage = pixels(np.ascontiguousarray(imgs.transpose(0, 3, 1, 2)), path)
+    if storage:
+        space = "unit"
     elif "pixel_space" in arrays:
         space = str(arrays["pixel_space"])
     else:
@@ -62,7 +62,9 @@ def read(path: Path, options: dict):
         labels = labels.astype(np.int64)
     else:
         labels = labels.astype(np.float32)
-    extra = {"file": path.name, "dtype": dtype, "channels_last": True,
+        if not np.isfinite(labels).all():
+            raise InputError(f"{path}: soft labels contain NaN or inf", "fix or drop those labels first")
+    extra = {"file": path.name, "dtype": dtype, "channels_last": True, "storage": storage,
              "other": {k: v for k, v in arrays.items() if k not in ("images", "labels")}}
     return x, labels, extra, space
 
@@ -79,11 +81,8 @@ def detect_pixel_space(x: np.ndarray) -> str:
 
 def write(dset, x, out):
     target = out / dset.extra.get("file", "set.npz")
-    arr = x.transpose(0, 2, 3, 1)
-    if dset.extra.get("dtype") == "uint8":
-        arr = (arr.clip(0, 1) * 255.0).round().astype(np.uint8)
-    else:
-        arr = arr.astype(dset.extra.get("dtype", "float32"))
+    arr = x.transpose(0, 2, 3, 1)          # integer sets come here already in their dtype (registry.write_set)
+    arr = arr if dset.extra.get("storage") else arr.astype(dset.extra.get("dtype", "float32"))
     arrays = dict(dset.extra.get("other", {}))
     arrays.update(images=arr, labels=dset.labels)
     atomic_write(target, lambda tmp: savez(tmp, arrays), suffix=".npz")

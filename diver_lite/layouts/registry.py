@@ -10,7 +10,7 @@ from diver_lite.errors import InputError
 from diver_lite.layouts.distilled_set import DistilledSet, validate_set
 from diver_lite.layouts.files import listing
 from diver_lite.layouts.layout import Layout, Probe
-from diver_lite.layouts.tensors import describe
+from diver_lite.layouts.tensors import describe, to_storage
 from diver_lite.registry import discover
 
 REGISTRY: dict[str, Layout] = {layout.name: layout for layout in discover("diver_lite.layouts")}
@@ -68,6 +68,9 @@ def read_set(path: str | os.PathLike, layout: str | None = None, pixel_space: st
 
         extra["zca"] = read_whitening(Path(zca), images.shape[1:])
         images = unwhiten(images, *extra["zca"])
+    if extra.get("storage") and pixel_space not in (None, "unit"):
+        raise InputError(f"{path} stores integer pixel values ({extra['storage']['dtype']}); --pixel-space "
+                         f"{pixel_space} cannot apply to them", "drop --pixel-space: integers are read as pixels")
     space = space if pixel_space in (None, "zca") else pixel_space
     if not is_pixel_space(space):
         raise InputError(f"unknown pixel space {space!r}", f"use one of {', '.join(PIXEL_SPACES)}")
@@ -88,4 +91,5 @@ def write_set(dset: DistilledSet, out: Path) -> Path:
         from diver_lite.core.zca import whiten
 
         x = whiten(x, *dset.extra["zca"])
+    x = to_storage(x, dset.extra.get("storage"))  # integer pixels go back as the integers they were read as
     return get_layout(dset.layout).write(dset, x, out)

@@ -80,16 +80,65 @@ def tensor(obj, path: Path):
     return obj.detach().cpu()
 
 
-def images_from(obj, path: Path) -> np.ndarray:
+def images_from(obj, path: Path) -> tuple[np.ndarray, dict | None]:
+    """(float32 images, storage): a float tensor as it is (storage None); an integer one read as pixel values,
+    divided by its range (storage_of) into [0, 1]. Boolean, complex and sparse tensors are refused."""
     t = tensor(obj, path)
+    if t.layout != __import__("torch").strided:
+        raise InputError(f"{path}: the images are a sparse tensor ({t.layout})", "save them dense: x.to_dense()")
     check_memory(t.numel(), path)
-    return t.float().numpy() if t.dtype.is_floating_point else t.numpy().astype(np.float32)
+    return pixels(t.numpy(), path)
+
+
+def storage_of(dtype: np.dtype, values: np.ndarray, source) -> dict | None:
+    """None for float pixels; for integer pixels {"dtype", "scale"}: uint8 (and other integers within 0..255)
+    scale 255, uint16 (and integers within 0..65535) scale 65535. Booleans, complex numbers and integers outside
+    0..65535 are refused."""
+    kind = np.dtype(dtype).kind
+    if kind == "f":
+        return None
+    if kind == "b":
+        raise InputError(f"{source}: the images are booleans", "store pixel values: uint8 0..255 or float")
+    if kind == "c":
+        raise InputError(f"{source}: the images are complex numbers", "store real pixel values (uint8 or float)")
+    if kind not in "iu":
+        raise InputError(f"{source}: images of type {dtype} are not pixel values", "store uint8 or float pixels")
+    lo, hi = (int(values.min()), int(values.max())) if values.size else (0, 0)
+    if np.dtype(dtype) == np.uint16 or (hi > 255 and hi <= 65535):
+        scale = 65535
+    else:
+        scale = 255
+    if lo < 0 or hi > scale:
+        raise InputError(f"{source}: integer images span {lo}..{hi}, not pixel values (0..255 or 0..65535)",
+                         "store uint8 0..255, uint16 0..65535, or float images in a stated pixel space")
+    return {"dtype": str(np.dtype(dtype)), "scale": scale}
+
+
+def pixels(values: np.ndarray, source) -> tuple[np.ndarray, dict | None]:
+    """(float32 images, storage): integer pixels divided by their range into [0, 1]."""
+    storage = storage_of(values.dtype, values, source)
+    x = values.astype(np.float32)
+    return (x / storage["scale"], storage) if storage else (x, None)
+
+
+def to_storage(x: np.ndarray, storage: dict | None) -> np.ndarray:
+    """[0, 1] images back to the integers they were read as (clipped, rounded), or x as it is for float sets."""
+    if not storage:
+        return x
+    return (np.clip(x, 0.0, 1.0) * storage["scale"]).round().astype(storage["dtype"])
 
 
 def labels_from(obj, path: Path) -> np.ndarray:
     t = tensor(obj, path)
+    if t.layout != __import__("torch").strided:
+        raise InputError(f"{path}: the labels are a sparse tensor", "save them dense: y.to_dense()")
+    if t.dtype.is_complex or t.dtype == __import__("torch").bool:
+        raise InputError(f"{path}: labels of type {t.dtype}", "store hard labels as int64 or soft labels as float")
     if t.ndim == 2:
-        return t.float().numpy()
+        soft = t.float().numpy()
+        if not np.isfinite(soft).all():
+            raise InputError(f"{path}: soft labels contain NaN or inf", "fix or drop those labels first")
+        return soft
     if t.dtype.is_floating_point:
         raise InputError(f"{path}: hard labels must be integers, found {t.dtype}", "store labels as int64")
     return t.numpy().astype(np.int64)
