@@ -84,3 +84,104 @@ def test_non_finite_soft_labels_are_refused(tmp_path):
     np.savez(tmp_path / "b.npz", images=np.zeros((4, 16, 16, 3), bool), labels=np.arange(4))
     assert_one_line_error(run("recover", tmp_path / "b.npz", "-o", tmp_path / "out3", "--model", "tiny-random"), 2,
                           "booleans")
+
+
+def test_a_resumed_run_whose_model_changed_in_place_is_refused(tmp_path, dm_file, tiny_model_dir):
+    """run.json names the model by content: a shard recovered with one model's weights, the weights retrained in
+    place, then --resume: refused, where it used to mix images of both models."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    out = tmp_path / "out"
+    first = run("recover", dm_file, "-o", out, "--model", model, "--shard", "0/2", "--batch-size", "2", "-q")
+    assert first.exit_code == 0, first.output
+    weights = model / "transformer" / "diffusion_pytorch_model.safetensors"
+    state = load_file(weights)
+    save_file({k: v + 0.01 for k, v in state.items()}, weights)        # same names, shapes and size
+    again = run("recover", dm_file, "-o", out, "--model", model, "--shard", "1/2", "--batch-size", "2", "-q")
+    assert_one_line_error(again, 2, "model_fingerprint")
+
+
+def test_a_second_writer_is_refused_while_the_first_runs_and_a_dead_ones_lock_is_taken_over(tmp_path, dm_file):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    recover(dm_file, out)
+    locks = out / ".diver-lite" / "locks"
+    locks.mkdir(exist_ok=True)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (locks / f"{sleeper.pid}.single").write_text("")
+        assert_one_line_error(run("recover", dm_file, "-o", out, "--model", "tiny-random", "--overwrite"), 2,
+                              f"another diver-lite run (pid {sleeper.pid}) is writing to")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    recover(dm_file, out, "--overwrite")                              # its holder died: the lock is stale
+    assert not any(p.name.startswith(f"{sleeper.pid}.") for p in locks.iterdir())
+    assert os.getpid() > 0
+
+
+def test_overwrite_replaces_the_whole_earlier_output(tmp_path, dm_file):
+    """--overwrite after a run with PNGs of more images leaves none of the earlier files beside the new output."""
+    out = tmp_path / "out"
+    result = run("recover", dm_file, "-o", out, "--model", "tiny-random", "--t-init", "3", "--steps", "4", "-q")
+    assert result.exit_code == 0, result.output
+    assert len(list((out / "png").rglob("*.png"))) == 6
+    recover(dm_file, out, "--overwrite")                              # --no-png this time
+    assert not (out / "png").exists() and not (out / "grid.png").exists()
+    assert sorted(p.name for p in out.iterdir()) == [".diver-lite", "dm_set.pt", "report.json", "report.md"]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--sampling-steps", "5000"], "above 1000"),
+    (["--cfg-scale", "inf"], "not finite"),
+    (["--pixel-mean", "0.5", "--pixel-std", "1e-50"], "std between"),
+    (["--pixel-mean", "nan", "--pixel-std", "0.3"], "finite"),
+])
+def test_values_the_checks_let_through_are_refused_with_the_real_cause(tmp_path, dm_file, args, needle):
+    assert_one_line_error(run("recover", dm_file, "-o", tmp_path / "out", "--model", "tiny-random", *args), 2,
+                          needle)
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_environment_and_provider_names_are_one_line(tmp_path, dm_file, monkeypatch):
+    monkeypatch.setenv("RANK", "abc")
+    assert_one_line_error(run("recover", dm_file, "-o", tmp_path / "out", "--model", "tiny-random"), 2,
+                          "RANK='abc'")
+    monkeypatch.delenv("RANK")
+    assert_one_line_error(run("export", "--model", "tiny-random", "-o", tmp_path / "x", "--provider", "cdua"), 2,
+                          "unknown ONNX Runtime provider 'cdua'")
+
+
+def test_the_python_api_refuses_values_before_writing(tmp_path, dm_file):
+    from diver_lite import RecoverConfig
+    from diver_lite.errors import ConfigError
+
+    for bad in [dict(seed=-1), dict(batch_size=2.5), dict(cfg_scale=float("inf")), dict(num_sampling_steps=5000)]:
+        with pytest.raises(ConfigError):
+            RecoverConfig(**bad)
+    with pytest.raises(ConfigError):
+        RecoverConfig.from_preset("dm", 0)
+
+
+def test_imported_runs_outside_0_100_are_refused_before_anything_is_written(tmp_path, monkeypatch):
+    from diver_lite.experiments.fashion_mnist import data as fm
+
+    monkeypatch.setattr(fm, "DEBIAN_ROOT", tmp_path / "absent")
+    assert run("distill", "-o", tmp_path / "r.pt", "--method", "random-real", "--ipc", "2").exit_code == 0
+    ok = run("evaluate", tmp_path / "r.pt", "-o", tmp_path / "ev", "--students", "convnet", "--seeds", "1",
+             "--epochs", "1")
+    assert ok.exit_code == 0, ok.output
+    record = json.loads((tmp_path / "ev" / "results.json").read_text())
+    record["results"][str(tmp_path / "r.pt")]["students"]["convnet"]["runs"] = [999.0]
+    (tmp_path / "bad.json").write_text(json.dumps(record))
+    result = run("evaluate", tmp_path / "r.pt", "-o", tmp_path / "ev2", "--students", "convnet", "--seeds", "1",
+                 "--epochs", "1", "--import-runs", tmp_path / "bad.json")
+    assert_one_line_error(result, 2, "not 0-100 %")
+    assert not (tmp_path / "ev2" / "results.png").exists()

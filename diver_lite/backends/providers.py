@@ -61,8 +61,17 @@ def providers_for(device: str) -> list[str]:
 
 
 def full_name(name: str) -> str:
-    """'cuda' -> 'CUDAExecutionProvider'; a full name stays as it is."""
-    return PROVIDER_NAMES.get(name.strip().lower(), name.strip())
+    """'cuda' -> 'CUDAExecutionProvider'; a full name (…ExecutionProvider) stays as it is; anything else (a typo
+    such as 'cdua') is refused rather than recorded."""
+    key = name.strip()
+    if key.lower() in PROVIDER_NAMES:
+        return PROVIDER_NAMES[key.lower()]
+    if key.endswith("ExecutionProvider") and key[:-len("ExecutionProvider")].isalnum():
+        return key
+    from diver_lite.errors import ConfigError
+
+    raise ConfigError(f"unknown ONNX Runtime provider {name!r}",
+                      f"use one of {', '.join(sorted(PROVIDER_NAMES))}, or a full name such as CUDAExecutionProvider")
 
 
 def preferred_precision(provider: str) -> str:

@@ -35,7 +35,7 @@ Examples:
               help="Comma-separated: convnet (the proxy), mlp, lenet, resnet18 (width 16), mobilenetv2 (x0.5), "
               "efficientnet (B0-style x0.5), shufflenetv2 (x0.5), vit. The cross-arch score averages vit, "
               "efficientnet, shufflenetv2, mobilenetv2, resnet18 (PReDD's).")
-@click.option("--seeds", type=click.IntRange(min=1), default=5, help="Runs per student (seeds 0..N-1).")
+@click.option("--seeds", type=click.IntRange(min=1, max=1000), default=5, help="Runs per student (seeds 0..N-1).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the protocol's epochs.")
 @click.option("--baseline", type=click.Path(path_type=Path), default=None,
               help="The set the others are compared with, paired by student and seed (mean difference, 95 % "
@@ -79,6 +79,7 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     from diver_lite.pipeline.run_state import fingerprint
     from diver_lite.core.prepare import from_unit, resize, to_unit
     from diver_lite.cli.progress import step_bar
+    from diver_lite.layouts.files import atomic_write
 
     names = tuple(s.strip() for s in students.split(",") if s.strip())
     unknown = sorted(set(names) - set(STUDENT_NAMES))
@@ -158,13 +159,14 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
         results = evaluate_sets(inputs, test_x, test_y, cfg, baseline=base if len(inputs) > 1 else None,
                                 jobs=jobs, done=done, on_result=progress)
     config = _config_record(cfg)
-    (out / "results.json").write_text(json.dumps({"config": config, "split": split, "baseline": base,
-                                                  "fingerprints": keys, "results": results}, indent=2))
+    record = json.dumps({"config": config, "split": split, "baseline": base, "fingerprints": keys,
+                         "results": results}, indent=2)
+    atomic_write(out / "results.json", lambda tmp: Path(tmp).write_text(record))   # never a truncated file
     table = render_table(results, cfg, base)
     if split == "val":
         table = (f"Tested on the validation split ({len(test_y):,} training images held out), not on the test "
                  "split.\n\n" + table)
-    (out / "results.md").write_text(table)
+    atomic_write(out / "results.md", lambda tmp: Path(tmp).write_text(table))
     Image.fromarray(chart(results, names)).save(out / "results.png")
     click.echo(table)
 
@@ -222,10 +224,18 @@ def _imported_runs(path: Path, cfg, split: str) -> tuple[dict, dict]:
         raise ConfigError(f"{path} was evaluated with other settings ({', '.join(differ) or 'split'} differ)",
                           "use the same --protocol, --epochs and --split as that evaluation, or drop --import-runs")
     runs = {}
-    for label, result in results.items():
-        for student, r in result.get("students", {}).items():
-            for seed, ema, raw in zip(theirs["seeds"], r["runs"], r.get("raw_runs", [None] * len(r["runs"]))):
-                runs[(label, student, int(seed))] = (ema, raw)
+    try:
+        for label, result in results.items():
+            for student, r in result.get("students", {}).items():
+                raws = r.get("raw_runs") or [None] * len(r["runs"])
+                for seed, ema, raw in zip(theirs["seeds"], r["runs"], raws):
+                    for v in (ema, raw):   # accuracies in %: anything else is not a run of this command
+                        if v is not None and not (isinstance(v, (int, float)) and 0 <= v <= 100):
+                            raise ValueError(f"{label}: {student} seed {seed} has accuracy {v!r}, not 0-100 %")
+                    runs[(str(label), str(student), int(seed))] = (ema, raw)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"{path} is not a results.json of diver-lite evaluate ({exc})",
+                         "give the results.json an earlier `diver-lite evaluate -o` wrote") from None
     return runs, record.get("fingerprints") or {}
 
 

@@ -3,6 +3,8 @@ per distillation method and IPC: the DIVER paper's settings ("paper", the defaul
 prior), PReDD's t_init/K ("predd") and the embedded Fashion-MNIST prior's validation-chosen rows ("fashion-mnist").
 docs/algorithm.md gives each setting's source."""
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, fields, replace
 
 from diver_lite.core.controls import CONTROLS
@@ -76,13 +78,21 @@ class RecoverConfig:
             if not ok:
                 raise ConfigError(what, fix)
 
+        need(isinstance(self.num_sampling_steps, numbers.Integral) and self.num_sampling_steps <= 1000,
+             f"num_sampling_steps={self.num_sampling_steps!r} is above 1000, DiT's training steps", "use 50 or 250")
         need(self.num_sampling_steps >= 2, f"num_sampling_steps={self.num_sampling_steps} is below 2", "use 50")
         S = self.num_sampling_steps
         need(0 <= self.t_init < S, f"t_init={self.t_init} is outside 0..{S - 1}", f"pick --t-init in 0..{S - 1}")
         need(1 <= self.effective_steps <= S, f"steps={self.steps} is outside 1..{S}", f"pick --steps in 1..{S}")
-        need(self.cfg_scale >= 0, f"cfg_scale={self.cfg_scale} is negative", "use 1 for no CFG, 4 as DiT")
+        need(self.cfg_scale >= 0 and math.isfinite(self.cfg_scale), f"cfg_scale={self.cfg_scale} is negative or not "
+             "finite", "use 1 for no CFG, 4 as DiT")
         need(self.cfg_channels in CFG_CHANNELS, f"cfg_channels={self.cfg_channels}", "use 3 (DiT) or 4 (diffusers)")
-        need(self.guidance_scale >= 0, f"guidance_scale={self.guidance_scale} is negative", "use 0..1")
+        need(self.guidance_scale >= 0 and math.isfinite(self.guidance_scale),
+             f"guidance_scale={self.guidance_scale} is negative or not finite", "use 0..1")
+        need(isinstance(self.seed, numbers.Integral) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**63,
+             f"seed={self.seed!r} is not a non-negative integer", "use 0, 1, 2, ...")
+        need(isinstance(self.batch_size, numbers.Integral) and not isinstance(self.batch_size, bool),
+             f"batch_size={self.batch_size!r} is not a whole number", "use 1, 2, 4, ...")
         need(self.label_phase in LABEL_PHASES, f"label_phase={self.label_phase!r}", f"use one of {LABEL_PHASES}")
         need(self.guidance_target in GUIDANCE_TARGETS, f"guidance_target={self.guidance_target!r}",
              f"use one of {GUIDANCE_TARGETS}")

@@ -23,6 +23,9 @@ CUSTOM = "custom:"          # "custom:m1,m2,m3:s1,s2,s3", from --pixel-mean/--pi
 def custom_space(mean: tuple[float, ...], std: tuple[float, ...]) -> str:
     if len(mean) != len(std) or len(mean) not in (1, 3) or any(not 0 < s < float("inf") for s in std):
         raise ValueError("--pixel-mean and --pixel-std need 1 or 3 values each, the same count, std > 0")
+    if any(not -1e3 < m < 1e3 for m in mean) or any(not 1e-4 <= s <= 1e3 for s in std):
+        raise ValueError("a pixel mean must be finite and a std between 1e-4 and 1000 (pixel statistics of [0, 1] "
+                         "images: mean about 0.5, std about 0.25)")
     return CUSTOM + ",".join(map(repr, map(float, mean))) + ":" + ",".join(map(repr, map(float, std)))
 
 

@@ -71,6 +71,11 @@ def build_schedule(config: RecoverConfig, schedule: dict) -> "SamplingSchedule":
         return replace(full, init_alpha_bar=0.0)
     S, K = config.num_sampling_steps, config.effective_steps
     abar = alphas_cumprod(schedule).astype(np.float64)
+    if S > len(abar):
+        from diver_lite.errors import ConfigError
+
+        raise ConfigError(f"{S} sampling steps do not fit the model's {len(abar)} training steps",
+                          f"use --sampling-steps {min(50, len(abar))} or fewer than {len(abar) + 1}")
     taus = [int(t) for t in respaced_timesteps(len(abar), S)]   # taus[i] = tau_i
     low, high = config.window
 

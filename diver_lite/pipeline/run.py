@@ -26,6 +26,7 @@ from diver_lite.layouts.files import atomic_write
 from diver_lite.pipeline.batches import recover_batches
 from diver_lite.pipeline.engine import EngineSpec, build_engine, memory_now, numerics, plan_label
 from diver_lite.output_policy import check_output
+from diver_lite.pipeline.identity import model_fingerprint, take_lock
 from diver_lite.pipeline.outputs import write_outputs
 from diver_lite.pipeline.report import peak_rss_mb, render_markdown, versions
 from diver_lite.pipeline.run_state import (Shard, cached_image, fingerprint, intact, prepare_output,
@@ -115,11 +116,32 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
                                          np.unique(dset.hard_labels)), dtype=np.int64)
     run = json.loads(json.dumps({   # tuples -> lists, as read back from run.json
         "input": fingerprint(dset), "layout": dset.layout, "pixel_space": dset.pixel_space,
-        "experiment": o.experiment, "model": backend.source, "precision": numerics(backend),
+        "experiment": o.experiment, "model": backend.source, "model_fingerprint": _model_fingerprint(engine, config), "precision": numerics(backend),
         "timestep_embedding": backend.describe().get("timestep_embedding"), "class_map": dit_ids.tolist(),
         "config": config.result_fields()}))
     state = prepare_output(out, run, resume, o.overwrite, wait_s=30.0 if o.shard.count > 1 else 0.0,
                            inputs=(input_path,))
+    lock = take_lock(state, sharded=o.shard.count > 1)
+    try:
+        return _recover_into(out, state, dset, backend, config, engine, o, timings, started, dit_ids, progress,
+                             log, should_stop, input_path)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _model_fingerprint(engine: EngineSpec, config: RecoverConfig) -> str | None:
+    from diver_lite.core.controls import NO_MODEL
+
+    if config.control in NO_MODEL:
+        return None
+    if engine.backend == "onnxruntime":
+        return model_fingerprint(None, onnx_dir=engine.onnx_dir)
+    return model_fingerprint(engine.model, engine.vae)
+
+
+def _recover_into(out, state, dset, backend, config, engine, o, timings, started, dit_ids, progress, log,
+                  should_stop, input_path) -> dict:
+    """The run proper, once the folder is prepared and locked."""
     where = f" (shard {o.shard.index}/{o.shard.count})" if o.shard.count > 1 else ""
     log(f"{len(dset)} {dset.layout} images {tuple(dset.images.shape[1:])} -> {out} on "
         f"{backend.device_name()}{where}; {config.summary()}")

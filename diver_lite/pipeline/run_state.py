@@ -32,8 +32,12 @@ def prepare_output(out: Path, run: dict, resume: bool, overwrite: bool, wait_s: 
     """Check the output folder before any work (output_policy: never over an input, --overwrite only over an
     earlier diver-lite run); returns the state folder. Resuming needs the same run.
     `wait_s`: how long to wait for another process of the same run to write run.json (sharded runs)."""
+    from diver_lite.pipeline.identity import check_unlocked
+
     state = out / STATE_DIR
     busy = check_output(out, inputs, overwrite, resume, resumable=True) == "earlier"
+    if busy:
+        check_unlocked(state, out, sharded=wait_s > 0)
     if busy and resume:
         run_file = state / "run.json"
         deadline = time.monotonic() + wait_s
@@ -53,13 +57,29 @@ def prepare_output(out: Path, run: dict, resume: bool, overwrite: bool, wait_s: 
             raise OutputError(f"{out} holds a run with different {', '.join(diff)}",
                               "resume with the same input, model and options, or pick another -o")
     elif busy and overwrite:
-        shutil.rmtree(state, ignore_errors=True)
+        remove_earlier_output(out, state)
     try:
         (state / "images").mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"cannot write to {out}: {e.strerror}", "pick a writable -o folder")
     atomic_write(state / "run.json", lambda tmp: Path(tmp).write_text(json.dumps(run, indent=1)))
     return state
+
+
+def remove_earlier_output(out: Path, state: Path) -> None:
+    """--overwrite replaces the earlier run whole: its state, its set (as its report names it), its report, PNGs
+    and grid; nothing of it is left beside the new output. Files diver-lite did not write are not touched."""
+    try:
+        earlier = json.loads((out / "report.json").read_text()).get("output", {}).get("set")
+    except (OSError, ValueError, AttributeError):
+        earlier = None
+    if earlier and Path(earlier).resolve().parent == out.resolve():
+        target = Path(earlier)
+        shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+    for name in ("report.json", "report.md", "grid.png"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "png", ignore_errors=True)
+    shutil.rmtree(state, ignore_errors=True)
 
 
 def cached_image(state: Path, index: int) -> Path:
@@ -81,7 +101,12 @@ class Shard:
     @classmethod
     def from_env(cls) -> "Shard":
         """torchrun and accelerate launch set RANK and WORLD_SIZE for each process."""
-        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
+        rank, world = os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1")
+        try:
+            return cls(int(rank), int(world))
+        except ValueError:
+            raise ConfigError(f"RANK={rank!r} / WORLD_SIZE={world!r} are not whole numbers",
+                              "unset them, or launch with torchrun / accelerate launch, which set them") from None
 
     def batches(self, n: int, batch_size: int) -> list[list[int]]:
         blocks = [list(range(lo, min(lo + batch_size, n))) for lo in range(0, n, batch_size)]
