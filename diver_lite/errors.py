@@ -1,9 +1,6 @@
-"""The library's exceptions; the CLI turns each into one line with the fix and an exit code."""
+"""The library's exceptions. The CLI turns each into one line with the fix and an exit code.
 
-# The library's exceptions. The CLI turns each into one line with the fix and an exit code.
-#
-# Exit code 2: the user can fix the input or the command line. Exit code 1: something failed while running.
-
+Exit code 2: the user can fix the input or the command line. Exit code 1: something failed while running."""
 
 def first_line(e: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message for a one-line error; its type's name when it has none."""

@@ -1,10 +1,7 @@
-"""One output-folder policy for every command: never over an input, --overwrite only over an earlier
-diver-lite output."""
-
-# One output-folder policy for every command: a new or empty folder is used; a folder holding an earlier
-# diver-lite output (marked by OUT/.diver-lite/) is replaced only with --overwrite (or continued with --resume);
-# anything else is refused. A folder that is, contains, or lies inside an input is always refused, so nothing a
-# user owns is ever written over. No I/O beyond inspecting and marking the folder.
+"""One output-folder policy for every command: a new or empty folder is used; a folder holding an earlier
+diver-lite output (marked by OUT/.diver-lite/) is replaced only with --overwrite (or continued with --resume);
+anything else is refused. A folder that is, contains, or lies inside an input is always refused, so nothing a
+user owns is ever written over. No I/O beyond inspecting and marking the folder."""
 
 import json
 import os

@@ -239,7 +239,9 @@ def test_an_interrupted_run_resumes_under_a_smaller_plan(tmp_path, dm_file, tiny
     from diver_lite.pipeline.run import Interrupted, recover
 
     with pytest.raises(Interrupted, match="after 2 of 6"):
-        recover(dm_file, tmp_path / "r", RecoverConfig(t_init=2, steps=3, batch_size=2), model=str(tiny_model_dir),
+        # the CLI's settings for a real model: the paper's table with t_init 2, K 3
+        recover(dm_file, tmp_path / "r", RecoverConfig.from_preset(None, 1, t_init=2, steps=3, batch_size=2),
+                model=str(tiny_model_dir),
                 device="cpu", write_pngs=False, plan=RuntimePlan("fp32", "stream"), should_stop=lambda: True)
     assert not (tmp_path / "r" / "dm_set.pt").exists()
     # ... and resumed under the model-offload plan: only the 4 missing images are computed.

@@ -19,10 +19,9 @@ def _recover(backend, x, labels, config, indices=None, space="imagenet"):
     return recover_batch(backend, x, np.asarray(labels), indices, config, schedule, space)
 
 
-def predd_reference(models, x, labels, keys, seed, t_init, K, cfg_scale=4.0):
-    """PReDD's loop written straight from docs/algorithm.md with DiT's numpy-style diffusion (float64), independent of the
-    library's schedule/guidance/sampler code: raw pixels, DDPM with learned range, 3-channel CFG, lambda = 0."""
-    vae, dit, scale, null = models.vae, models.transformer, models.scaling_factor, models.null_class
+def dit_numbers():
+    """DiT's 50-step respaced diffusion in float64, written from its definition: tau_i, abar_i, abar_{i-1}, beta_i
+    and the log posterior variance (clipped at i = 0 to i = 1's, as DiT does)."""
     betas = np.linspace(1e-4, 0.02, 1000, dtype=np.float64)
     abar_full = np.cumprod(1 - betas)
     taus = [round(i * 999 / 49) for i in range(50)]
@@ -30,7 +29,14 @@ def predd_reference(models, x, labels, keys, seed, t_init, K, cfg_scale=4.0):
     abar_prev = np.append(1.0, abar[:-1])
     beta = 1 - abar / abar_prev
     post_var = beta * (1 - abar_prev) / (1 - abar)
-    post_log_var = np.log(np.append(post_var[1], post_var[1:]))
+    return taus, abar, abar_prev, beta, np.log(np.append(post_var[1], post_var[1:]))
+
+
+def predd_reference(models, x, labels, keys, seed, t_init, K, cfg_scale=4.0):
+    """PReDD's loop written straight from docs/algorithm.md with DiT's numpy-style diffusion (float64), independent of the
+    library's schedule/guidance/sampler code: raw pixels, DDPM with learned range, 3-channel CFG, lambda = 0."""
+    vae, dit, scale, null = models.vae, models.transformer, models.scaling_factor, models.null_class
+    taus, abar, abar_prev, beta, post_log_var = dit_numbers()
     n = lambda stream: torch.from_numpy(noise.batch_noise(seed, keys, stream, (4, 4, 4)))  # noqa: E731
     with torch.no_grad():
         img = torch.nn.functional.interpolate(torch.from_numpy(x), size=(32, 32), mode="bilinear",
@@ -153,14 +159,7 @@ def paper_reference(models, z_inh, eps, labels, t_f=25, window=(25, 40), gamma=0
     index t_f, all 50 DDIM steps from index 49 (tau 999), labels with 3-channel CFG on every step, and inside the
     window x_{i-1} <- DDIM(x_i) - gamma sigma_i (x_i - z_inh) (target "xt"), or (x0_pred - z_inh) ("x0", PReDD)."""
     dit, null = models.transformer, models.null_class
-    betas = np.linspace(1e-4, 0.02, 1000, dtype=np.float64)
-    abar_full = np.cumprod(1 - betas)
-    taus = [round(i * 999 / 49) for i in range(50)]
-    abar = np.array([abar_full[t] for t in taus])
-    abar_prev = np.append(1.0, abar[:-1])
-    beta = 1 - abar / abar_prev
-    post_var = beta * (1 - abar_prev) / (1 - abar)
-    post_log_var = np.log(np.append(post_var[1], post_var[1:]))
+    taus, abar, abar_prev, beta, post_log_var = dit_numbers()
     B = len(z_inh)
     with torch.no_grad():
         x = abar[t_f] ** 0.5 * z_inh + (1 - abar[t_f]) ** 0.5 * eps

@@ -86,7 +86,7 @@ class TorchBackend:
         return out
 
     def device_name(self) -> str:
-        from diver_lite.pipeline.report import torch_device_name
+        from diver_lite.machine import torch_device_name
 
         return torch_device_name(self.device)
 

@@ -1,12 +1,11 @@
-"""The DIVER reverse process as a plain function over a denoiser (docs/algorithm.md, stages 2-5; no I/O, no torch needed)."""
+"""The DIVER reverse process as a plain function over a denoiser (docs/algorithm.md, stages 2-5; no I/O, no
+torch needed).
 
-# The DIVER reverse process as a plain function over a denoiser (docs/algorithm.md, stages 2-5; no I/O, no torch needed).
-#
-# A denoiser is any callable `denoiser(x, timestep, class_labels, cfg_scale) -> model_output` with x [B, C, h, w],
-# class_labels [B] or None (None: unconditional, the null class), returning [B, 2C, h, w]: the CFG-combined eps and
-# the conditional branch's variance values. The torch DiT and an ONNX Runtime session are both wrapped to this call,
-# so the same function drives both. `callback(state)` after each step gets k-diffusion's dict {x, i, x0_pred} (plus
-# `timestep` and `step`, the StepParams).
+A denoiser is any callable `denoiser(x, timestep, class_labels, cfg_scale) -> model_output` with x [B, C, h, w],
+class_labels [B] or None (None: unconditional, the null class), returning [B, 2C, h, w]: the CFG-combined eps and
+the conditional branch's variance values. The torch DiT and an ONNX Runtime session are both wrapped to this call,
+so the same function drives both. `callback(state)` after each step gets k-diffusion's dict {x, i, x0_pred} (plus
+`timestep` and `step`, the StepParams)."""
 
 from collections.abc import Callable
 

@@ -1,11 +1,9 @@
-"""The truncated, respaced schedule of one recovery run as plain numbers (docs/algorithm.md, stages 2-5)."""
+"""The truncated, respaced schedule of one recovery run as plain numbers (docs/algorithm.md, stages 2-5).
 
-# The truncated, respaced schedule of one recovery run as plain numbers (docs/algorithm.md, stages 2-5).
-#
-# The numbers are diffusers' DDPMScheduler's, bit for bit (tested): linear betas in float32, alphas_cumprod
-# accumulated as torch does, `timestep_spacing="linspace"` (DiT's 50-step respacing 0, 20, 41, ..., 999). They are
-# computed here in numpy so that the sampler needs only floats and runs the same on torch tensors and on numpy
-# arrays for ONNX Runtime, without torch.
+The numbers are diffusers' DDPMScheduler's, bit for bit (tested): linear betas in float32, alphas_cumprod
+accumulated as torch does, `timestep_spacing="linspace"` (DiT's 50-step respacing 0, 20, 41, ..., 999). They are
+computed here in numpy so that the sampler needs only floats and runs the same on torch tensors and on numpy
+arrays for ONNX Runtime, without torch."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""The protocol of an exported graph (export/graphs/), in optimum-onnx's style."""
-
-# The protocol of an exported graph (export/graphs/), in optimum-onnx's style: its inputs and outputs, which
-# axes are the batch, the precisions it is converted to, the tolerance of its validation against torch, and how to
-# build its torch module and example inputs.
+"""The protocol of an exported graph (export/graphs/), in optimum-onnx's style: its inputs and outputs, which
+axes are the batch, the precisions it is converted to, the tolerance of its validation against torch, and how to
+build its torch module and example inputs."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field

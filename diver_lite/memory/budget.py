@@ -35,7 +35,7 @@ def choose_plan(budget_bytes: int, sizes: ModelSizes, batch: int, device_type: s
 
 def plan_for_budget(sizes: ModelSizes, device_type: str, budget_gb: float, batch_size: int = 1) -> tuple:
     """The fastest plan whose estimated peak fits `budget_gb` (device memory on CUDA, process RSS on the CPU)."""
-    from diver_lite.pipeline.report import current_rss_bytes
+    from diver_lite.machine import current_rss_bytes
 
     if budget_gb <= 0:
         raise ConfigError(f"memory budget {budget_gb} GB", "give a positive number of GB")
@@ -55,7 +55,7 @@ def auto_budget_gb(device) -> float:
         free, _ = torch.cuda.mem_get_info(device)
         return free * (1 - AUTO_MARGIN) / 2**30
     from diver_lite.layouts.tensors import available_memory
-    from diver_lite.pipeline.report import current_rss_bytes
+    from diver_lite.machine import current_rss_bytes
 
     available = available_memory()
     if available is None:

@@ -1,9 +1,7 @@
-"""Building the torch runtime of a plan: the models in the plan's dtypes, low-bit layers swapped in, and a placement."""
-
-# Building the torch runtime of a plan: the models loaded in the plan's dtypes, int8 layers swapped in, and a
-# placement (offload.py) deciding where weights wait. From safetensors the models are built weightless and filled a
-# tensor at a time, straight into their dtype and place (no full-precision copy in RAM, int8 blocks quantized as they
-# are read); other sources load whole first.
+"""Building the torch runtime of a plan: the models loaded in the plan's dtypes, int8 layers swapped in, and a
+placement (offload.py) deciding where weights wait. From safetensors the models are built weightless and filled a
+tensor at a time, straight into their dtype and place (no full-precision copy in RAM, int8 blocks quantized as they
+are read); other sources load whole first."""
 
 from dataclasses import dataclass
 

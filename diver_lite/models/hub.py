@@ -1,9 +1,7 @@
-"""Model names -> local folders through the Hugging Face Hub, as diffusers users expect."""
-
-# Model names -> local folders through the Hugging Face Hub, as diffusers users expect: the local cache first,
-# then a download on first use (huggingface_hub's progress bars), never a download when HF_HUB_OFFLINE is set.
-# DiT's short names (DiT-XL/2-256, DiT-XL/2-512) are the facebook/DiT-XL-2-* repos; an original DiT checkpoint runs
-# with DiT's own default VAE, stabilityai/sd-vae-ft-mse.
+"""Model names -> local folders through the Hugging Face Hub, as diffusers users expect: the local cache first,
+then a download on first use (huggingface_hub's progress bars), never a download when HF_HUB_OFFLINE is set.
+DiT's short names (DiT-XL/2-256, DiT-XL/2-512) are the facebook/DiT-XL-2-* repos; an original DiT checkpoint runs
+with DiT's own default VAE, stabilityai/sd-vae-ft-mse."""
 
 import os
 from pathlib import Path

@@ -1,10 +1,7 @@
-"""Models whose weights are not in memory until needed: built on the meta device, filled and emptied a part at
-a time."""
-
-# Models whose weights are not in memory until needed. `empty_weights()` builds a module with its parameters on
-# the meta device (buffers, such as DiT's positional table, stay real), as accelerate's init_empty_weights does;
-# `materialize()` fills a part of it from a WeightsFile and `release()` empties that part again. The model's code is
-# unchanged: only where its parameters live changes.
+"""Models whose weights are not in memory until needed. `empty_weights()` builds a module with its parameters on
+the meta device (buffers, such as DiT's positional table, stay real), as accelerate's init_empty_weights does;
+`materialize()` fills a part of it from a WeightsFile and `release()` empties that part again. The model's code is
+unchanged: only where its parameters live changes."""
 
 import contextlib
 import ctypes

@@ -1,10 +1,8 @@
-"""The timestep-embedding convention of a DiT's weights: Meta's (/128, "dit") or diffusers' (/127, "diffusers")."""
-
-# The timestep embedding convention of a DiT's weights. Meta's DiT (`TimestepEmbedder`) uses the frequencies
-# exp(-ln(1e4)·k/128); diffusers' `DiTTransformer2DModel` builds `Timesteps(..., downscale_freq_shift=1)`, i.e. /127.
-# Weights trained with one convention must run with it: Meta's checkpoints (original .pt and the converted
-# facebook/DiT-XL-2-* folders) with "dit", models trained with diffusers' class (the embedded prior) with
-# "diffusers". A model folder records its convention in transformer/config.json; one that records none is Meta's.
+"""The timestep embedding convention of a DiT's weights. Meta's DiT (`TimestepEmbedder`) uses the frequencies
+exp(-ln(1e4)·k/128); diffusers' `DiTTransformer2DModel` builds `Timesteps(..., downscale_freq_shift=1)`, i.e. /127.
+Weights trained with one convention must run with it: Meta's checkpoints (original .pt and the converted
+facebook/DiT-XL-2-* folders) with "dit", models trained with diffusers' class (the embedded prior) with
+"diffusers". A model folder records its convention in transformer/config.json; one that records none is Meta's."""
 
 import json
 from pathlib import Path

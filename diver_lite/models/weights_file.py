@@ -1,8 +1,6 @@
-"""Reading single tensors out of a .safetensors file with plain reads (no mmap, so dropped tensors leave RSS)."""
-
-# Reading single tensors out of a .safetensors file with plain reads: no mmap, so what was read and dropped again
-# leaves the process's resident memory (pages of a mapped file stay counted in RSS while mapped). Used by the
-# low-memory plans that build a model without weights and fill it a part at a time (lazy_weights.py).
+"""Reading single tensors out of a .safetensors file with plain reads: no mmap, so what was read and dropped again
+leaves the process's resident memory (pages of a mapped file stay counted in RSS while mapped). Used by the
+low-memory plans that build a model without weights and fill it a part at a time (lazy_weights.py)."""
 
 import json
 import struct

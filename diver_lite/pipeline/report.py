@@ -1,7 +1,6 @@
 """What a run reports: versions, peak memory, the before/after grid, and report.md rendered from report.json."""
 
 import importlib.metadata
-import os
 import platform
 import sys
 
@@ -9,6 +8,7 @@ import numpy as np
 
 from diver_lite.core.prepare import resize, to_unit
 from diver_lite.layouts.files import to_display
+from diver_lite.machine import current_rss_bytes, peak_rss_mb, torch_device_name  # noqa: F401  (their home)
 
 
 def versions() -> dict:
@@ -31,47 +31,6 @@ def _ort_distribution() -> str:
         except importlib.metadata.PackageNotFoundError:
             continue
     return "onnxruntime"
-
-
-def torch_device_name(device) -> str:
-    import torch
-
-    if device.type == "cuda":
-        return f"torch {device} ({torch.cuda.get_device_name(device)})"
-    return f"torch cpu ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})"
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process. Linux's VmHWM, which starts afresh at exec (ru_maxrss would carry
-    the parent's peak over a fork); ru_maxrss (KiB) elsewhere."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    try:                              # POSIX; `resource` does not exist on Windows
-        import resource
-
-        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    except ImportError:
-        try:
-            import psutil
-
-            info = psutil.Process().memory_info()
-            return round(getattr(info, "peak_wset", info.rss) / 2**20, 1)   # Windows: peak working set
-        except ImportError:
-            return 0.0
-
-
-def current_rss_bytes() -> int:
-    """Resident memory of this process now (Linux /proc; 0 where unavailable)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 def before_after_grid(before: np.ndarray, after: np.ndarray, space: str, columns: int = 10,

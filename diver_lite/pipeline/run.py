@@ -1,9 +1,6 @@
-"""recover(): read a distilled set, run DIVER on it batch by batch (resumable), write the recovered set, its PNGs
-and its report."""
-
-# recover(): read a distilled set, run DIVER on it batch by batch, write the recovered set, its PNGs and its
-# report. Resumable: each finished image is kept under OUT/.diver-lite/ and a restarted run redoes at most the
-# batch that was cut off; batches are fixed index blocks, so a resumed run computes what an uninterrupted one would.
+"""recover(): read a distilled set, run DIVER on it batch by batch, write the recovered set, its PNGs and its
+report. Resumable: each finished image is kept under OUT/.diver-lite/ and a restarted run redoes at most the
+batch that was cut off; batches are fixed index blocks, so a resumed run computes what an uninterrupted one would."""
 
 import json
 import os
@@ -116,7 +113,8 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
                                          np.unique(dset.hard_labels)), dtype=np.int64)
     run = json.loads(json.dumps({   # tuples -> lists, as read back from run.json
         "input": fingerprint(dset), "layout": dset.layout, "pixel_space": dset.pixel_space,
-        "experiment": o.experiment, "model": backend.source, "model_fingerprint": _model_fingerprint(engine, config), "precision": numerics(backend),
+        "experiment": o.experiment, "model": backend.source, "model_fingerprint": _model_fingerprint(engine, config),
+        "precision": numerics(backend),
         "timestep_embedding": backend.describe().get("timestep_embedding"), "class_map": dit_ids.tolist(),
         "config": config.result_fields()}))
     state = prepare_output(out, run, resume, o.overwrite, wait_s=30.0 if o.shard.count > 1 else 0.0,

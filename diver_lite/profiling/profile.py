@@ -1,9 +1,6 @@
-"""`diver-lite profile`: the fp32 reference and each plan on the same images, each in its own process, then
-fidelity against the reference and one report."""
-
-# `diver-lite profile`: the fp32 reference and each plan on the same images and seeds, each in its own process
-# (profile_worker.py) so that peaks are clean; then fidelity against the reference and one report (JSON, markdown
-# and a PNG chart). Pipeline layer: it reads the inputs and writes the report.
+"""`diver-lite profile`: the fp32 reference and each plan on the same images and seeds, each in its own process
+(profiling/worker.py) so that peaks are clean; then fidelity against the reference and one report (JSON, markdown
+and a PNG chart). Pipeline layer: it reads the inputs and writes the report."""
 
 import json
 import os

@@ -1,9 +1,7 @@
-"""One plan of `diver-lite profile` in its own process (python -m diver_lite.profiling.worker PLAN.json)."""
-
-# One plan of `diver-lite profile`, in its own process so that its peak memory is its own:
-#     python -m diver_lite.profiling.worker PLAN.json
-# PLAN.json names the model, the device, the plan, the recovery config and an .npz of inputs; the worker writes
-# RESULT.json (memory, times, the estimate) and RESULT.npz (final latents and images) beside it.
+"""One plan of `diver-lite profile`, in its own process so that its peak memory is its own:
+    python -m diver_lite.profiling.worker PLAN.json
+PLAN.json names the model, the device, the plan, the recovery config and an .npz of inputs; the worker writes
+RESULT.json (memory, times, the estimate) and RESULT.npz (final latents and images) beside it."""
 
 import json
 import sys

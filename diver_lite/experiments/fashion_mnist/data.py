@@ -1,10 +1,7 @@
-"""Fashion-MNIST (Zalando SE, MIT licence), offline: Debian's dataset-fashion-mnist, a folder of its IDX files,
-or the subset vendored with diver-lite."""
+"""Fashion-MNIST (Zalando SE, MIT licence), offline: Debian's dataset-fashion-mnist package, a folder with the same
+IDX files, or the small subset vendored with diver-lite (100 train + 100 test images per class).
 
-# Fashion-MNIST (Zalando SE, MIT licence), offline: Debian's dataset-fashion-mnist package, a folder with the same
-# IDX files, or the small subset vendored with diver-lite (100 train + 100 test images per class).
-#
-# Images are used as 3-channel 32x32 (padded by 2, grey replicated), so every code path is the one DiT-XL/2 uses.
+Images are used as 3-channel 32x32 (padded by 2, grey replicated), so every code path is the one DiT-XL/2 uses."""
 
 import gzip
 import zlib

@@ -1,8 +1,6 @@
-"""Stage 1, Distribution Matching (Zhao & Bilen, WACV 2023), and the random-real baseline. No I/O."""
-
-# Stage 1, Distribution Matching (Zhao & Bilen, WACV 2023): synthetic images whose mean embedding under randomly
-# initialised ConvNets matches each class's real mean embedding, with DSA on both sides. Plus the random-real
-# baseline. Images in ImageNet-normalised space, as the DM layout stores them. No I/O.
+"""Stage 1, Distribution Matching (Zhao & Bilen, WACV 2023): synthetic images whose mean embedding under randomly
+initialised ConvNets matches each class's real mean embedding, with DSA on both sides. Plus the random-real
+baseline. Images in ImageNet-normalised space, as the DM layout stores them. No I/O."""
 
 from collections.abc import Callable
 

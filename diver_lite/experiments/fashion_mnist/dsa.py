@@ -1,8 +1,6 @@
-"""Differentiable Siamese Augmentation (Zhao & Bilen, ICML 2021) in plain torch, as DC/DM use it."""
-
-# Differentiable Siamese Augmentation (Zhao & Bilen, ICML 2021), in plain torch: the augmentation DC/DM use while
-# distilling and while evaluating. Siamese: two calls with the same seed draw the same operation and parameters, so
-# real and synthetic batches are augmented alike. Gradients flow to the images through every operation.
+"""Differentiable Siamese Augmentation (Zhao & Bilen, ICML 2021), in plain torch: the augmentation DC/DM use while
+distilling and while evaluating. Siamese: two calls with the same seed draw the same operation and parameters, so
+real and synthetic batches are augmented alike. Gradients flow to the images through every operation."""
 
 import math
 

@@ -1,9 +1,6 @@
-"""Cross-architecture evaluation (PReDD's protocol scaled to Fashion-MNIST): students trained only on a set, tested on
-real images, under the DC/DM protocol or PReDD's. No I/O."""
-
-# Cross-architecture evaluation (PReDD's protocol scaled to Fashion-MNIST): train each student only on a (distilled or
-# recovered) set, test it on real images, under the DC/DM protocol or PReDD's. The weights are averaged (EMA with
-# warm-up, started from the live weights) and BatchNorm statistics re-estimated for the averaged weights. No I/O.
+"""Cross-architecture evaluation (PReDD's protocol scaled to Fashion-MNIST): train each student only on a (distilled or
+recovered) set, test it on real images, under the DC/DM protocol or PReDD's. The weights are averaged (EMA with
+warm-up, started from the live weights) and BatchNorm statistics re-estimated for the averaged weights. No I/O."""
 
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -146,11 +143,11 @@ def evaluate_sets(sets: dict[str, tuple[np.ndarray, np.ndarray]], test_images: n
                   on_result: Callable[[tuple, tuple], None] | None = None) -> dict:
     """sets: label -> (images [N, 3, H, W] normalised like test_images, hard labels [N]), or {seed: (images,
     labels)} for a set that differs per student seed (recovery noise replicated with it). Every student of every
-    set is trained on every seed, seed by seed (so that an interrupted evaluation has whole seeds) (in `jobs` processes; the result does not depend on it). Returns per set: per
-    student the EMA accuracy of each seed ('runs'), its mean and std, the raw weights' runs (with cfg.raw); the
-    cross-architecture
-    score (mean over CROSS_ARCH students evaluated) per seed and its mean; the shallow students' mean; and, for
-    each set but `baseline`, the paired differences against it (per student and for the score).
+    set is trained on every seed, seed by seed, so that an interrupted evaluation has whole seeds (in `jobs`
+    processes; the result does not depend on it). Returns per set: per student the EMA accuracy of each seed
+    ('runs'), its mean and sample SD, the raw weights' runs (with cfg.raw); the cross-architecture score (mean over
+    CROSS_ARCH students evaluated) per seed and its mean; the shallow students' mean; and, for each set but
+    `baseline`, the paired differences against it (per student and for the score).
     `done`: {(label, student, seed): (ema %, raw %)} already computed (a resumed evaluation); `on_result(item,
     accuracies)` is called as each run finishes, so a caller can keep it."""
     def arrays(entry):

@@ -1,12 +1,9 @@
-"""Training the embedded default prior (a small AutoencoderKL and learned-sigma DiTTransformer2DModel) on
-Fashion-MNIST, from a seed. No I/O: the CLI writes what these functions return."""
+"""Training the embedded default prior: a small AutoencoderKL and a small class-conditional, learned-sigma
+DiTTransformer2DModel (the diffusers classes of DiT-XL/2 and sd-vae), on Fashion-MNIST, from a seed.
 
-# Training the embedded default prior: a small AutoencoderKL and a small class-conditional, learned-sigma
-# DiTTransformer2DModel (the diffusers classes of DiT-XL/2 and sd-vae), on Fashion-MNIST, from a seed.
-#
-# The DiT is trained as DiT was: epsilon MSE plus the variational-bound term that teaches the variance channels
-# (the "hybrid" loss of improved DDPM, the eps channels frozen inside the VB term), 10 % label dropout to the null
-# class for CFG, AdamW, an EMA of the weights. No I/O: the CLI writes what these functions return.
+The DiT is trained as DiT was: epsilon MSE plus the variational-bound term that teaches the variance channels
+(the "hybrid" loss of improved DDPM, the eps channels frozen inside the VB term), 10 % label dropout to the null
+class for CFG, AdamW, an EMA of the weights. No I/O: the CLI writes what these functions return."""
 
 import math
 from collections.abc import Callable
