@@ -185,3 +185,21 @@ def test_imported_runs_outside_0_100_are_refused_before_anything_is_written(tmp_
                  "--epochs", "1", "--import-runs", tmp_path / "bad.json")
     assert_one_line_error(result, 2, "not 0-100 %")
     assert not (tmp_path / "ev2" / "results.png").exists()
+
+
+@pytest.mark.parametrize("name", ["report.json", "png", "grid.png"])
+def test_a_set_named_like_the_runs_own_outputs_is_refused_up_front(tmp_path, name):
+    if name == "png":                                   # an image folder named png: previews would mix with it
+        src = tmp_path / "png"
+        for c in ("a", "b"):
+            (src / c).mkdir(parents=True)
+            from PIL import Image
+
+            Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(src / c / "0.png")
+    else:
+        src = tmp_path / name
+        torch.save({"data": [[torch.randn(2, 3, 16, 16), torch.tensor([0, 1])]], "res": 16}, src)
+    out = tmp_path / "out"
+    assert_one_line_error(run("recover", src, "-o", out, "--model", "tiny-random", "--layout",
+                              "folder" if name == "png" else "dm"), 2, "a name the run's own")
+    assert not out.exists()

@@ -22,6 +22,12 @@ from diver_lite.backends.ort import OrtBackend  # noqa: E402
 from diver_lite.core.recovery import recover_batch  # noqa: E402
 from diver_lite.core.schedule import build_schedule  # noqa: E402
 
+# onnxruntime < 1.32's quantize_dynamic fails its own shape inference on these graphs ("Inferred shape and existing
+# shape differ in dimension 0"): the image of the lent GPU machine has 1.30. Said as a skip, never a failure.
+_ORT = tuple(int(v) for v in __import__("onnxruntime").__version__.split(".")[:2])
+needs_int8_export = pytest.mark.skipif(
+    _ORT < (1, 32), reason="int8 export needs onnxruntime >= 1.32 (quantize_dynamic's shape inference fails before)")
+
 
 @pytest.fixture(scope="module")
 def onnx_fp32(tmp_path_factory, tiny_models):
@@ -99,6 +105,7 @@ def test_the_guided_step_graph_is_one_diver_step(onnx_fp32, tiny_backend):
     np.testing.assert_allclose(x, ref, atol=1e-4)
 
 
+@needs_int8_export
 def test_int8_export_stays_close_to_torch(tmp_path, tiny_models, tiny_backend):
     from diver_lite.export.onnx import export_models
 

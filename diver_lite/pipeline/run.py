@@ -30,6 +30,10 @@ from diver_lite.pipeline.run_state import (Shard, cached_image, fingerprint, int
                                            take_merge_lock)
 
 
+# What a run writes beside the recovered set (pipeline/outputs.py, this file, run_state.py).
+OWN_NAMES = ("report.json", "report.md", "grid.png", "png", ".diver-lite")
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How the set is read and the run is kept: `layout`/`pixel_space` (None: detected), `experiment` and `zca`
@@ -97,6 +101,11 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
         log(f"Warning: {warning}")
     out, resume = Path(out), o.resume or o.shard.count > 1
     check_output(out, (input_path,), o.overwrite, resume, resumable=True)   # fail before loading a large model
+    name = dset.extra.get("file") or dset.source.name                    # what the recovered set is written as
+    if name in OWN_NAMES:
+        raise ConfigError(f"the recovered set would be written as {out / name}, a name the run's own "
+                          f"{'previews' if name == 'png' else 'report or state'} take",
+                          "rename the input (or copy it under another name) and recover that")
     start = time.perf_counter()
     if config.control in NO_MODEL:      # a projection: no model to load
         backend = NoModelBackend(max(1000, dset.num_labels), config.batch_size)
