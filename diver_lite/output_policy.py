@@ -36,12 +36,36 @@ def check_outside_inputs(out: str | os.PathLike, inputs: Iterable[str | os.PathL
                               "write the output to a place of its own, outside the input")
 
 
+MIN_FREE_BYTES = 16 * 2**20
+
+
+def check_writable(out: Path, what: str = "output folder") -> None:
+    """Refuse, before any work, an output whose nearest existing folder cannot be written (read-only file system,
+    permissions) or has less than 16 MiB free."""
+    import shutil
+
+    probe = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if probe.is_file():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {out} cannot be written ({probe} is read-only or not ours)",
+                          "pick a writable -o folder")
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return
+    if free < MIN_FREE_BYTES:
+        raise OutputError(f"{what} {out}: only {free / 2**20:.1f} MiB free on its disk", "free disk space or pick "
+                          "another -o")
+
+
 def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), overwrite: bool = False,
                  resume: bool = False, what: str = "output folder", resumable: bool = False) -> str:
     """'new' (missing or empty), or 'earlier' (an earlier diver-lite output, with overwrite or resume); else an
     OutputError that says what to do. Nothing is written or removed here."""
     out = Path(out)
     check_outside_inputs(out, inputs, what)
+    check_writable(out, what)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{what} {out} is a file", "give a folder with -o")
     if not out.is_dir() or not any(out.iterdir()):

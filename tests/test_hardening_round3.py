@@ -203,3 +203,116 @@ def test_a_set_named_like_the_runs_own_outputs_is_refused_up_front(tmp_path, nam
     assert_one_line_error(run("recover", src, "-o", out, "--model", "tiny-random", "--layout",
                               "folder" if name == "png" else "dm"), 2, "a name the run's own")
     assert not out.exists()
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nothing can be written into: a read-only bind mount where the test may make one (root), else a
+    folder without write permission (any other user)."""
+    import os
+    import subprocess
+
+    src, ro = tmp_path / "src", tmp_path / "ro"
+    src.mkdir()
+    ro.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(src), str(ro)], capture_output=True).returncode == 0 and \
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], capture_output=True).returncode == 0
+    if not mounted:
+        os.chmod(ro, 0o555)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("no read-only folder can be made here")
+        yield ro
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(ro)], capture_output=True)
+        os.chmod(ro, 0o755)
+
+
+def test_an_unwritable_output_is_refused_before_any_work_by_every_command(read_only_folder, dm_file):
+    locked = read_only_folder
+    for args in (["recover", dm_file, "-o", locked / "o", "--model", "tiny-random"],
+                 ["export", "--model", "tiny-random", "-o", locked / "x"],
+                 ["evaluate", dm_file, "-o", locked / "e"],
+                 ["train-prior", "-o", locked / "p"],
+                 ["distill", "--method", "mtt", "-o", locked / "m"]):
+        assert_one_line_error(run(*args), 2, "cannot be written")
+
+
+def test_a_file_size_limit_ends_in_one_line_and_leaves_no_half_written_file(tmp_path):
+    """`ulimit -f` in a subprocess: the set cannot be written whole; one line, exit 1, no truncated set."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "big.pt"
+    torch.save({"data": [[torch.randn(64, 3, 32, 32), torch.arange(64) % 4]], "res": 32}, src)
+    out = tmp_path / "out"
+    code = (f"import resource; resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000)); "
+            f"from diver_lite.cli.main import main; import sys; "
+            f"sys.argv = ['diver-lite', 'recover', {str(src)!r}, '-o', {str(out)!r}, '--model', 'tiny-random', "
+            f"'--t-init', '1', '--steps', '1', '--no-png', '-q']; main()")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error:") or "Traceback" in line]
+    assert result.returncode == 1 and len(lines) == 1 and "cannot write" in lines[0], result.stderr[-1500:]
+    assert not (out / "big.pt").exists()
+
+
+def test_sigterm_to_an_evaluation_with_workers_leaves_no_worker_running(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "r.pt"
+    torch.save({"data": [[torch.randn(20, 3, 32, 32), torch.arange(20) % 10]], "res": 32}, src)
+    proc = subprocess.Popen([sys.executable, "-m", "diver_lite.cli.main", "evaluate", str(src), "-o",
+                             str(tmp_path / "ev"), "--students", "convnet,mlp", "--seeds", "4", "--epochs", "300",
+                             "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def workers() -> list[int]:      # the pool's processes (not multiprocessing's resource tracker)
+        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split() if "spawn_main" in cmdline(int(p))]
+
+    def cmdline(pid: int) -> str:
+        try:
+            return open(f"/proc/{pid}/cmdline").read().replace("\0", " ")
+        except OSError:
+            return ""
+
+    def running(pid: int) -> bool:   # a zombie waiting to be reaped is not running
+        try:
+            return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.time() + 60
+    while time.time() < deadline and len(workers()) < 2:
+        time.sleep(0.5)
+    started = workers()
+    assert len(started) == 2, proc.stderr.read() if proc.poll() is not None else "no workers started"
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    deadline = time.time() + 15
+    while time.time() < deadline and any(running(w) for w in started):
+        time.sleep(0.5)
+    assert [(w, cmdline(w)[:80]) for w in started if running(w)] == []
+    assert "Interrupted" in proc.stderr.read()
+
+
+def test_long_work_is_not_started_when_it_could_only_fail_afterwards(tmp_path):
+    """A damaged metrics.json in --continue-from, or an --experts-dir that is a file, is refused before any
+    training (both used to fail after all of it)."""
+    import shutil
+
+    from diver_lite.models.source import EMBEDDED_DEFAULT
+
+    prior = tmp_path / "prior"
+    shutil.copytree(EMBEDDED_DEFAULT, prior)
+    (prior / "metrics.json").write_text("{not json")
+    assert_one_line_error(run("train-prior", "-o", tmp_path / "p2", "--continue-from", prior, "--dit-steps", "1"),
+                          2, "metrics.json is damaged")
+    (tmp_path / "experts").write_text("a file")
+    assert_one_line_error(run("distill", "--method", "mtt", "-o", tmp_path / "m", "--experts-dir",
+                              tmp_path / "experts"), 2, "is a file")
+    assert not (tmp_path / "p2" / "transformer").exists() and not (tmp_path / "m" / "images_best.pt").exists()

@@ -42,6 +42,7 @@ def run_mtt(out: Path, train, ipc: int, iterations: int | None, seed: int, o: di
 
     from diver_lite.cli.progress import step_bar
     from diver_lite.experiments.fashion_mnist.mtt import MTTConfig, distill_mtt
+    from diver_lite.layouts.files import atomic_write
     from diver_lite.layouts.tensors import atomic_torch_save
     from diver_lite.output_policy import check_output, mark
 
@@ -52,17 +53,20 @@ def run_mtt(out: Path, train, ipc: int, iterations: int | None, seed: int, o: di
                     max_start_epoch=o["max_start_epoch"] or max_start, lr_img=o["lr_img"], lr_lr=lr_lr, seed=seed)
     cfg = replace(cfg, train_epochs=cfg.max_start_epoch + cfg.expert_epochs)   # only these epochs are ever read
     x, y = _balanced(train.images, train.labels, o["subset_size"], seed)
+    experts_dir = o["experts_dir"] or out / ".diver-lite" / "experts"
+    _check_experts_dir(experts_dir, inputs)                   # before the experts are trained, not after
     mark(out, "distill")
-    experts = _experts(o["experts_dir"] or out / ".diver-lite" / "experts", x, y, cfg, train.source)
+    experts = _experts(experts_dir, x, y, cfg, train.source)
     with step_bar(cfg.iterations, "MTT", "it") as update:
         syn, labels, lr, losses = distill_mtt(x, y, experts, ipc, cfg,
                                               log=lambda i, loss, lr: update(i + 1, loss=loss, lr=lr))
     atomic_torch_save(torch.from_numpy(syn), out / "images_best.pt")
     atomic_torch_save(torch.from_numpy(labels), out / "labels_best.pt")
-    (out / "mtt.json").write_text(json.dumps({
+    record = json.dumps({
         "method": "MTT", "ipc": ipc, "config": asdict(cfg), "learned_lr": lr, "source": train.source,
         "classes": list(train.classes), "images_seen_by_experts": int(len(x)), "first_loss": losses[0],
-        "last_loss_mean_of_10": float(np.mean(losses[-10:])), "pixel_space": "imagenet"}, indent=2))
+        "last_loss_mean_of_10": float(np.mean(losses[-10:])), "pixel_space": "imagenet"}, indent=2)
+    atomic_write(out / "mtt.json", lambda tmp: Path(tmp).write_text(record))
     click.echo(f"Wrote {len(labels)} images (MTT, IPC {ipc}, learned lr {lr:.4g}, matching loss {losses[0]:.3f} -> "
                f"{np.mean(losses[-10:]):.3f}) -> {out}")
 
@@ -78,20 +82,41 @@ def _balanced(images, labels, n: int, seed: int):
     return images[picks], labels[picks]
 
 
+def _check_experts_dir(folder: Path, inputs: list) -> None:
+    """--experts-dir must be a folder (or not exist yet), writable, and outside the data it is trained from."""
+    import os
+
+    from diver_lite.errors import OutputError
+    from diver_lite.output_policy import check_outside_inputs
+
+    check_outside_inputs(folder, inputs, what="--experts-dir")
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"--experts-dir {folder} is a file", "give a folder for the expert trajectories")
+    probe = folder if folder.is_dir() else next((p for p in folder.parents if p.exists()), Path("."))
+    if not os.access(probe, os.W_OK):
+        raise OutputError(f"--experts-dir {folder} cannot be written", "give a writable folder")
+
+
 def _experts(folder: Path, x, y, cfg, source: str) -> list:
     """The cached trajectories when the data and the expert settings match, else trained and cached."""
     from safetensors.torch import load_file, save_file
 
     from diver_lite.cli.progress import step_bar
     from diver_lite.experiments.fashion_mnist.mtt import train_experts
+    from diver_lite.layouts.files import atomic_write
 
     h = hashlib.sha256(json.dumps({k: getattr(cfg, k) for k in ("width", "train_epochs", "lr_teacher",
                                                                  "batch_train", "seed")}).encode())
     h.update(x.tobytes()[:1 << 22] + y.tobytes())
     key = h.hexdigest()[:16]
     path = folder / f"experts-{key}.safetensors"
+    stored = {}
     if path.is_file():
-        stored = load_file(str(path))
+        try:
+            stored = load_file(str(path))
+        except Exception as e:  # noqa: BLE001  (a cache cut off by a kill: train again, never fail on it)
+            click.echo(f"Warning: the experts cache {path} is damaged ({type(e).__name__}); training them again",
+                       err=True)
         if len(stored) >= cfg.num_experts:
             click.echo(f"reusing {cfg.num_experts} expert trajectories from {path}", err=True)
             return [stored[f"expert{k}"] for k in range(cfg.num_experts)]
@@ -100,6 +125,6 @@ def _experts(folder: Path, x, y, cfg, source: str) -> list:
         experts = train_experts(x, y, cfg, log=lambda e, epoch, loss: update(e * cfg.train_epochs + epoch + 1,
                                                                              loss=loss))
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({f"expert{k}": t.contiguous() for k, t in enumerate(experts)}, str(path),
-              metadata={"source": source, "settings": key})
+    atomic_write(path, lambda tmp: save_file({f"expert{k}": t.contiguous() for k, t in enumerate(experts)}, str(tmp),
+                                             metadata={"source": source, "settings": key}), suffix=".safetensors")
     return experts

@@ -1,6 +1,7 @@
 """`diver-lite evaluate`: cross-architecture accuracy of distilled or recovered sets on real test images."""
 
 import json
+import threading
 from pathlib import Path
 
 import click
@@ -149,6 +150,12 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     click.echo(f"{total} student runs ({len(done)} kept from before), protocol {protocol} ({cfg.epochs} epochs), "
                f"{jobs} process(es)", err=True)
     short = short_labels(list(inputs))
+    import signal
+
+    def terminated(signum, frame):     # SIGTERM ends the evaluation like Ctrl-C: finished runs kept, workers ended
+        raise KeyboardInterrupt
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, terminated)
     with step_bar(total, "evaluate", "run", initial=len(done)) as update:
         finished = [len(done)]
 

@@ -80,13 +80,14 @@ def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, di
                               f"{train.classes[:4]} at {train.size}²", "give test images of the same classes and size")
     else:
         train, test = held_out(train, 0.1, seed)
-    previous, dit_heads = None, dit_width // 32
+    previous, dit_heads, previous_config = None, dit_width // 32, None
     if continue_from is not None:
         given = [f"--{n.replace('_', '-')}" for n in ("dit_width", "dit_depth", "vae_steps")
                  if click.get_current_context().get_parameter_source(n) != click.core.ParameterSource.DEFAULT]
         if given:
             raise ConfigError(f"{' and '.join(given)} with --continue-from: the DiT's size is the folder's and its VAE "
                               "is kept", f"drop {' and '.join(given)}")
+        previous_config = _previous_config(continue_from)      # read now: a damaged file fails before training
         previous = _previous_prior(continue_from, train, dev)
         dit_config = previous.transformer.config
         dit_width, dit_depth = dit_config.num_attention_heads * dit_config.attention_head_dim, dit_config.num_layers
@@ -114,10 +115,25 @@ def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, di
                                   log=lambda s, m, v: update(s + 1, mse=m, vb=v),
                                   start=previous.transformer if previous else None)
     seconds["DiT"] = time.perf_counter() - start
-    before = continue_from / "metrics.json" if continue_from else None
     write_prior(out, dit, vae, config, vae_hist, dit_hist, seconds, train, test, classifier_epochs,
-                samples_per_class, echo, device=device_name,
-                previous_config=json.loads(before.read_text()).get("config") if before and before.is_file() else None)
+                samples_per_class, echo, device=device_name, previous_config=previous_config)
+
+
+def _previous_config(folder: Path) -> dict | None:
+    """The training config in the --continue-from folder's metrics.json (None without one); a damaged file is
+    refused here, before any training, not after it."""
+    from diver_lite.errors import InputError
+
+    path = folder / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text()).get("config")
+    except (ValueError, OSError, AttributeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path} is damaged ({type(e).__name__}): the new card could not say how the prior it "
+                         "continues was trained", "restore that metrics.json, or delete it (the card then says "
+                         "'unknown')") from None
+    return config if isinstance(config, dict) else None
 
 
 def _previous_prior(folder: Path, train, device):

@@ -53,8 +53,11 @@ def current_umask() -> int:
 def atomic_write(path: Path, write, suffix: str = "") -> None:
     """Write through `write(tmp_path)` next to `path`, fsync, then rename over `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    except OSError as e:
+        raise StorageError(f"cannot write {path}: {e.strerror}", "choose a writable -o folder") from e
     os.close(fd)
     try:
         write(tmp)
@@ -65,9 +68,14 @@ def atomic_write(path: Path, write, suffix: str = "") -> None:
     except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-            raise StorageError(f"cannot write {path}: {e.strerror}", "free disk space or choose another -o; "
-                               "finished images are kept, so --resume goes on from there") from e
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG,
+                                                  errno.EACCES):
+            raise StorageError(f"cannot write {path}: {e.strerror}", "free disk space (or raise the file-size "
+                               "limit) or choose another -o; finished work is kept, so --resume goes on from "
+                               "there") from e
+        if isinstance(e, RuntimeError) and any(w in str(e) for w in ("write", "inline_container")):  # torch.save
+            raise StorageError(f"cannot write {path}: the file could not be written whole (disk full or a "
+                               "file-size limit)", "free disk space or choose another -o") from e
         raise
 
 

@@ -175,11 +175,19 @@ def evaluate_sets(sets: dict[str, tuple[np.ndarray, np.ndarray]], test_images: n
         for item in work:
             finished(item, run_one(*item))
     elif work:
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_share,
-                                 initargs=(sets, test, cfg, num_classes, 1)) as pool:
+        pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_share,
+                                   initargs=(sets, test, cfg, num_classes, 1))
+        try:
             futures = {pool.submit(run_one, *item): item for item in work}
             for fut in as_completed(futures):
                 finished(futures[fut], fut.result())
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM) or failed: the workers end with their parent, none is left running.
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     results = {label: summarise({n: [done[(label, n, s)] for s in cfg.seeds] for n in cfg.students})
                for label in sets}
     if baseline is not None:
