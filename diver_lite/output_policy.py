@@ -60,9 +60,11 @@ def check_writable(out: Path, what: str = "output folder") -> None:
 
 
 def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), overwrite: bool = False,
-                 resume: bool = False, what: str = "output folder", resumable: bool = False) -> str:
+                 resume: bool = False, what: str = "output folder", resumable: bool = False,
+                 replaceable: bool = True) -> str:
     """'new' (missing or empty), or 'earlier' (an earlier diver-lite output, with overwrite or resume); else an
-    OutputError that says what to do. Nothing is written or removed here."""
+    OutputError that says what to do: `resumable`/`replaceable` say whether the command has --resume/--overwrite,
+    so that the fix names only options that exist. Nothing is written or removed here."""
     out = Path(out)
     check_outside_inputs(out, inputs, what)
     check_writable(out, what)
@@ -77,9 +79,11 @@ def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (
                           "pick a new or empty -o folder (--overwrite only replaces an earlier diver-lite output)")
     if overwrite or resume:
         return "earlier"
+    fixes = (["pass --resume to continue that run"] if resumable else []) + \
+        (["--overwrite to replace it"] if replaceable else [])
     raise OutputError(f"{what} {out} is not empty (an earlier diver-lite output)",
-                      ("pass --resume to continue that run, --overwrite to replace it" if resumable else
-                       "pass --overwrite to replace it") + ", or pick another -o")
+                      (", ".join(fixes) + ", or pick another -o") if fixes else
+                      "pick another -o (or delete that folder first)")
 
 
 def mark(out: str | os.PathLike, command: str) -> None:

@@ -316,3 +316,22 @@ def test_long_work_is_not_started_when_it_could_only_fail_afterwards(tmp_path):
     assert_one_line_error(run("distill", "--method", "mtt", "-o", tmp_path / "m", "--experts-dir",
                               tmp_path / "experts"), 2, "is a file")
     assert not (tmp_path / "p2" / "transformer").exists() and not (tmp_path / "m" / "images_best.pt").exists()
+
+
+def test_nothing_is_written_inside_a_model_or_graphs_folder(tmp_path, dm_file, tiny_model_dir):
+    assert_one_line_error(run("recover", dm_file, "-o", tiny_model_dir / "rec", "--model", tiny_model_dir), 2,
+                          "lies inside the input")
+    from diver_lite.models.source import EMBEDDED_DEFAULT
+
+    assert_one_line_error(run("recover", dm_file, "-o", EMBEDDED_DEFAULT / "rec"), 2, "lies inside the input")
+    assert_one_line_error(run("train-prior", "-o", EMBEDDED_DEFAULT / "again", "--continue-from", EMBEDDED_DEFAULT),
+                          2, "lies inside the input")
+    assert not (tiny_model_dir / "rec").exists() and not (EMBEDDED_DEFAULT / "rec").exists()
+
+
+def test_an_occupied_output_names_only_options_the_command_has(tmp_path, dm_file):
+    (tmp_path / "ev" / ".diver-lite").mkdir(parents=True)
+    (tmp_path / "ev" / "results.json").write_text("{}")
+    result = run("evaluate", dm_file, "-o", tmp_path / "ev")
+    assert_one_line_error(result, 2, "--resume")
+    assert "--overwrite" not in result.output

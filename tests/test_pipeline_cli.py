@@ -110,7 +110,9 @@ def test_bad_inputs_give_one_line_and_exit_2_with_nothing_written(tmp_path, dm_f
                           2, "does not exist")
     assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", tiny_model_dir, "--subset",
                                   "imagenot"), 2, "unknown subset")
-    assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", tmp_path), 2, "incomplete")
+    (tmp_path / "not_a_model").mkdir()
+    assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", tmp_path / "not_a_model"), 2,
+                          "incomplete")
     assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", tiny_model_dir,
                                   "--guidance-window", "3:60"), 2, "guidance window")
     assert_one_line_error(run_cli("recover", dm_file, "-o", out, "--model", "tiny-random", "--t-init", "60"),

@@ -87,7 +87,8 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     if unknown or not names:
         raise ConfigError(f"unknown students {unknown}", f"choose from {', '.join(STUDENT_NAMES)}")
     resume = resume or import_runs is not None
-    check_output(out, [*(p for s in sets for _, p in _per_seed(s, seeds)), test_folder, data], resume=resume)
+    check_output(out, [*(p for s in sets for _, p in _per_seed(s, seeds)), test_folder, data], resume=resume,
+                 resumable=True, replaceable=False)
     labels = [str(p) for p in sets]
     if len(set(labels)) != len(labels):
         raise ConfigError("a set is given twice", "name each set once")

@@ -59,6 +59,7 @@ def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, di
     from diver_lite.errors import ConfigError
     from diver_lite.experiments.datasets import held_out, load_images
     from diver_lite.experiments.fashion_mnist.prior_training import PriorConfig, encode_all, train_dit, train_vae
+    from diver_lite.models.source import EMBEDDED_DEFAULT
     from diver_lite.output_policy import check_output
     from diver_lite.pipeline.engine import resolve_device
     from diver_lite.pipeline.report import torch_device_name
@@ -67,7 +68,7 @@ def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, di
         raise ConfigError(f"--dit-width {dit_width} is not a multiple of 32", "give 128, 192, 256, ... (32 per head)")
     dev = resolve_device(device)
     device_name = torch_device_name(dev)
-    check_output(out, [data, test_folder])
+    check_output(out, [data, test_folder, continue_from, EMBEDDED_DEFAULT], replaceable=False)
     train = load_images(data, "train", max_size)
     if train.kind == "fashion-mnist":
         if test_folder is not None:

@@ -100,7 +100,8 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
     for warning in dset.warnings:
         log(f"Warning: {warning}")
     out, resume = Path(out), o.resume or o.shard.count > 1
-    check_output(out, (input_path,), o.overwrite, resume, resumable=True)   # fail before loading a large model
+    inputs = (input_path, *_model_paths(engine))            # never written into, the model's folders included
+    check_output(out, inputs, o.overwrite, resume, resumable=True)   # fail before loading a large model
     name = dset.extra.get("file") or dset.source.name                    # what the recovered set is written as
     if name in OWN_NAMES:
         raise ConfigError(f"the recovered set would be written as {out / name}, a name the run's own "
@@ -127,13 +128,21 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
         "timestep_embedding": backend.describe().get("timestep_embedding"), "class_map": dit_ids.tolist(),
         "config": config.result_fields()}))
     state = prepare_output(out, run, resume, o.overwrite, wait_s=30.0 if o.shard.count > 1 else 0.0,
-                           inputs=(input_path,))
+                           inputs=inputs)
     lock = take_lock(state, sharded=o.shard.count > 1)
     try:
         return _recover_into(out, state, dset, backend, config, engine, o, timings, started, dit_ids, progress,
                              log, should_stop, input_path)
     finally:
         lock.unlink(missing_ok=True)
+
+
+def _model_paths(engine: EngineSpec) -> list:
+    """The folders and files the model comes from (the embedded prior's too): an output may not go inside them."""
+    from diver_lite.models.source import EMBEDDED_DEFAULT
+
+    paths = [p for p in (engine.model, engine.vae, engine.onnx_dir) if isinstance(p, (str, os.PathLike))]
+    return paths + ([EMBEDDED_DEFAULT] if engine.model is None and engine.backend == "torch" else [])
 
 
 def _model_fingerprint(engine: EngineSpec, config: RecoverConfig) -> str | None:
