@@ -156,8 +156,9 @@ def analyse(keep: Path) -> str:
     lines = [f"# {'Final' if final else 'INTERIM'} analysis: {len(seeds)} of {SEEDS} seeds complete "
              f"({len(seeds) * RUNS_PER_SEED} of {SEEDS * RUNS_PER_SEED} runs)", "",
              "Seeds by CPU: " + "; ".join(f"{c}: {[s for s in seeds if whole[s] == c]}" for c in cpus), ""]
-    if len(seeds) < 2:
-        return "\n".join(lines + ["Too few whole seeds for an interval."]) + "\n"
+    if not seeds:
+        return "\n".join(lines + ["No whole seed yet."]) + "\n"
+    sd = lambda v: f" ± {np.std(v, ddof=1):.2f}" if len(v) > 1 else ""  # noqa: E731
     lines += ["## Cross-architecture score per arm (mean over seeds; the proxy ConvNet beside it)", "",
               "| arm | A: score | B: score | mean | ConvNet A | ConvNet B |", "|---|---|---|---|---|---|"]
     for arm, name in ARMS.items():
@@ -165,8 +166,10 @@ def analyse(keep: Path) -> str:
         b = [score(table[("B", arm, s)]) for s in seeds]
         ca = [table[("A", arm, s)]["convnet"] for s in seeds]
         cb = [table[("B", arm, s)]["convnet"] for s in seeds]
-        lines.append(f"| {arm}: {name} | {np.mean(a):.2f} ± {np.std(a, ddof=1):.2f} | {np.mean(b):.2f} ± "
-                     f"{np.std(b, ddof=1):.2f} | {np.mean(a + b):.2f} | {np.mean(ca):.2f} | {np.mean(cb):.2f} |")
+        lines.append(f"| {arm}: {name} | {np.mean(a):.2f}{sd(a)} | {np.mean(b):.2f}{sd(b)} | {np.mean(a + b):.2f} | "
+                     f"{np.mean(ca):.2f} | {np.mean(cb):.2f} |")
+    if len(seeds) < 2:
+        return "\n".join(lines + ["", "One whole seed: no interval yet; the comparisons wait for more seeds."]) + "\n"
     lines += ["", "(± is the sample SD over seeds.)", "",
               "## The pre-declared comparisons (primary endpoint; Holm over the four)", "",
               "| comparison | mean [95 % interval] | SD of d_s | p | Holm p | detectable at 80 % power (α 0.05 / "

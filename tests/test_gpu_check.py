@@ -15,7 +15,7 @@ ROOT = Path(__file__).parents[1]
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a dry run needs a machine without CUDA")
 def test_the_gpu_check_dry_runs_on_a_cpu_inside_its_deadline(tmp_path):
     env = {**os.environ, "PY": sys.executable, "DEADLINE": "120", "SITE": str(tmp_path / "site"),
-           "XL": str(tmp_path / "xl")}
+           "XL": str(tmp_path / "xl"), "WHEELS": str(tmp_path / "no-wheels")}    # a clean checkout: none carried
     start = time.perf_counter()
     out = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu" / "check.sh"), str(tmp_path / "out")], env=env,
                          capture_output=True, text=True, timeout=150)

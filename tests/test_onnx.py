@@ -162,8 +162,11 @@ def test_cli_export_then_recover(tmp_path, dm_file):
     result = runner.invoke(cli, ["recover", str(dm_file), "-o", str(tmp_path / "out"), "--backend", "onnxruntime",
                                  "--onnx", str(onnx_dir), "-q"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
+    # export's --guidance-target auto: the paper's (xt) for a model that is not the embedded prior
+    assert json.loads((onnx_dir / "manifest.json").read_text())["guidance_target"] == "xt"
+    (tmp_path / "empty").mkdir()
     bad = runner.invoke(cli, ["recover", str(dm_file), "-o", str(tmp_path / "o2"), "--backend", "onnxruntime",
-                              "--onnx", str(tmp_path)])
+                              "--onnx", str(tmp_path / "empty")])
     assert bad.exit_code == 2 and "no manifest.json" in bad.output
 
 

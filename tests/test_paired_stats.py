@@ -35,3 +35,39 @@ def test_paired_test_and_difference_agree_and_detectable_effect_shrinks_with_n()
     assert t["sd"] == pytest.approx(float(np.std(a - b, ddof=1)))
     assert smallest_detectable(1.7, 15) == pytest.approx((2.1448 + 0.8681) * 1.7 / 15 ** 0.5, rel=1e-3)
     assert smallest_detectable(1.7, 60) < smallest_detectable(1.7, 15)
+
+
+def test_the_preregistered_analysis_uses_whole_seeds_on_one_cpu_and_holm_over_the_four(tmp_path):
+    """benchmarks/decisive_analyse.py on made-up runs: a seed counts only when all of its 60 runs exist on one
+    CPU; D - R is computed per seed as the mean over the two stage-1 sets; Holm is over the four comparisons."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import decisive_analyse as d
+
+    rng = np.random.default_rng(1)
+    sets, rows = {}, {"A": [], "B": []}
+    shift = {"S": 0.0, "P": 5.0, "R": 5.5, "D": 8.0, "Q": 1.0}
+    for stage in d.SETS:
+        for arm in d.ARMS:
+            for seed in range(4):
+                fp = f"{stage}{arm}{seed if arm in d.PER_SEED else ''}"
+                sets[fp] = [stage, arm, seed if arm in d.PER_SEED else None]
+                if seed == 3 and stage == "B" and arm == "Q":
+                    continue                                   # seed 3 is not whole
+                for student in d.STUDENTS:
+                    rows[stage].append({"setting": "x", "set": fp, "student": student, "seed": seed, "cpu": "cpu1",
+                                        "ema": 40 + shift[arm] + rng.normal(0, 1), "raw": None})
+    (tmp_path / "sets.json").write_text(json.dumps({"cpu1": sets}))
+    for stage in d.SETS:
+        (tmp_path / f"runs_{stage}.jsonl").write_text("\n".join(json.dumps(r) for r in rows[stage]) + "\n")
+    text = d.analyse(tmp_path)
+    assert "INTERIM analysis: 3 of 15 seeds complete" in text and "cpu1: [0, 1, 2]" in text
+    table = d.scores(d.load_rows(tmp_path), d.whole_seeds(d.load_rows(tmp_path)))
+    by_hand = [np.mean([d.score(table[(st, "D", s)]) - d.score(table[(st, "R", s)]) for st in d.SETS])
+               for s in range(3)]
+    assert d.differences(table, [0, 1, 2], "D", "R") == pytest.approx(by_hand)
+    assert f"| D − R: what the DiT adds over the VAE round trip | {np.mean(by_hand):+.2f}" in text
+    assert text.count("Holm") >= 2

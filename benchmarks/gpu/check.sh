@@ -15,7 +15,7 @@ DEADLINE=${DEADLINE:-470}
 PY=${PY:-python3}
 XL=${XL:-${TMPDIR:-/tmp}/diver-lite-xl}
 SITE=${SITE:-${TMPDIR:-/tmp}/diver-lite-site}
-WHEELS=benchmarks/gpu/carry/wheels
+WHEELS=${WHEELS:-benchmarks/gpu/carry/wheels}
 START=$(date +%s)
 mkdir -p "$OUT"
 LOG=$OUT/check.log ROWS=$OUT/rows.jsonl SUMMARY=$OUT/summary.md ENVF=$OUT/env.txt PYTEST_LOG=$OUT/pytest.log
@@ -49,21 +49,25 @@ step() {
 
 # 1. Set up from the carried wheels, only what the image lacks (never torch; never the network).
 setup() {
-  local need=()
+  local need=() optional=()
   $PY -c "import diffusers" 2>/dev/null || need+=(diffusers- importlib_metadata- zipp- regex-)
-  $PY -c "import torchao" 2>/dev/null || need+=(torchao-)
-  $PY -c "import bitsandbytes" 2>/dev/null || need+=(bitsandbytes-)
-  $PY -c "import PIL" 2>/dev/null || need+=(pillow-)
   $PY -c "import requests" 2>/dev/null || need+=(requests- urllib3- idna- charset_normalizer- certifi-)
-  [ ${#need[@]} -eq 0 ] && { echo "nothing to install"; return 0; }
-  local files=()
-  for n in "${need[@]}"; do
+  $PY -c "import PIL" 2>/dev/null || need+=(pillow-)
+  $PY -c "import torchao" 2>/dev/null || optional+=(torchao-)          # int8 on the CPU, fp8-compute
+  $PY -c "import bitsandbytes" 2>/dev/null || optional+=(bitsandbytes-)  # int8 and nf4 on CUDA
+  [ ${#need[@]} -eq 0 ] && [ ${#optional[@]} -eq 0 ] && { echo "nothing to install"; return 0; }
+  local files=() missing=0
+  for n in "${need[@]}" "${optional[@]}"; do
     local f; f=$(ls "$WHEELS"/"$n"*.whl 2>/dev/null | head -1)
-    [ -n "$f" ] && files+=("$f") || echo "no carried wheel for ${n%-} (run benchmarks/gpu/prepare.sh here and carry benchmarks/gpu/carry)"
+    if [ -n "$f" ]; then files+=("$f"); continue; fi
+    echo "no carried wheel for ${n%-} (run benchmarks/gpu/prepare.sh here and carry benchmarks/gpu/carry)"
+    case " ${need[*]} " in *" $n "*) missing=1 ;; esac       # an optional one only skips its plans
   done
-  [ ${#files[@]} -eq 0 ] && return 1
-  $PY -m pip install -q --no-index --no-deps --target "$SITE" "${files[@]}" || return 1
-  rm -rf "$SITE/test"     # torchao's wheel ships a top-level `test` package: it must shadow nothing
+  if [ ${#files[@]} -gt 0 ]; then
+    $PY -m pip install -q --no-index --no-deps --target "$SITE" "${files[@]}" || return 1
+    rm -rf "$SITE/test"     # torchao's wheel ships a top-level `test` package: it must shadow nothing
+  fi
+  return $missing
 }
 export PY WHEELS SITE
 step setup 120 any bash -c "$(declare -f setup); setup"

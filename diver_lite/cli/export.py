@@ -39,10 +39,11 @@ GRAPHS = module_names("diver_lite.export.graphs")   # export/graphs/, one file p
               ". guided_step is the single-graph DIVER step; recovery with --backend onnxruntime needs dit and "
               "the VAE graphs.")
 @click.option("--cfg-channels", type=click.Choice(["3", "4"]), default="3", help="Baked into guided_step.")
-@click.option("--guidance-target", type=click.Choice(["x0", "xt"]), default="x0",
+@click.option("--guidance-target", type=click.Choice(["auto", "x0", "xt"]), default="auto",
               help="Baked into guided_step: what the semantic guidance pulls toward the inherited latent, x0 (the "
-              "predicted clean latent, PReDD's code) or xt (the running latent, the DIVER paper's equation; "
-              "recover's paper presets use it).")
+              "predicted clean latent, PReDD's code) or xt (the running latent, the DIVER paper's equation). auto: "
+              "what recover uses by default for that model (xt, the paper's, for any --model; x0 for the embedded "
+              "prior).")
 @click.option("--overwrite", is_flag=True, help="Replace graphs already in the folder.")
 def export(model, vae, timestep_embedding, out, precision, provider, graphs, cfg_channels, guidance_target,
            overwrite):
@@ -65,6 +66,11 @@ def export(model, vae, timestep_embedding, out, precision, provider, graphs, cfg
 
         made_for, precision = full_name(provider), precision or preferred_precision(provider)
     precision = precision or "fp32"
+    if guidance_target == "auto":
+        from diver_lite.models.source import EMBEDDED_DEFAULT
+
+        embedded = model is None or Path(str(model)).resolve() == EMBEDDED_DEFAULT.resolve()
+        guidance_target = "x0" if embedded else "xt"
     models = load_models(model, vae, device="cpu", timestep_embedding=timestep_embedding)
     mark(out, "export")
     with step_bar(len(chosen), "export", "graph") as update:
