@@ -127,9 +127,10 @@ def _class_map(path: Path | None):
 @click.option("--guidance-window", callback=_window, default=None, metavar="LOW:HIGH",
               help="Step indices where guidance acts.  [default: 0:floor(K/2)-1]")
 @click.option("--no-sigma-scaling", is_flag=True, help="Do not scale the guidance by the learned sigma.")
-@click.option("--guidance-target", type=click.Choice(GUIDANCE_TARGETS), default="x0",
+@click.option("--guidance-target", type=click.Choice(GUIDANCE_TARGETS), default=None,
               help="What the guidance pulls toward the inherited latent: x0, the predicted clean latent (PReDD's "
-              "code), or xt, the running latent (the DIVER paper's equation).")
+              "code), or xt, the running latent (the DIVER paper's equation).  [default: the table's: xt with "
+              "--presets paper, x0 otherwise; with --onnx-graph guided_step, the graph's]")
 @click.option("--control", type=click.Choice(CONTROLS), default="none",
               help="Run a control instead of DIVER, written like a recovery: round-trip (the VAE alone: encode, "
               "decode), raw-dit (class-conditional DiT samples from noise over the whole schedule, no inheritance), "
@@ -175,10 +176,12 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
     pixel_space = _pixel_space(pixel_space, pixel_mean, pixel_std)
     options = dict(align=align, num_sampling_steps=sampling_steps, cfg_scale=cfg_scale,
                    cfg_channels=int(cfg_channels), guidance_scale=guidance_scale, guidance_window=guidance_window,
-                   sigma_scaling=not no_sigma_scaling, guidance_target=guidance_target, control=control,
+                   sigma_scaling=not no_sigma_scaling, control=control,
                    label_phase=label_phase, sampler=sampler,
                    pixel_range=pixel_range, keep_size=keep_size, seed=seed,
                    batch_size=1 if batch_size == "auto" else batch_size)
+    if guidance_target is not None:
+        options["guidance_target"] = guidance_target
     if t_init is not None:
         options["t_init"] = t_init
     if steps is not None:
