@@ -335,3 +335,19 @@ def test_an_occupied_output_names_only_options_the_command_has(tmp_path, dm_file
     result = run("evaluate", dm_file, "-o", tmp_path / "ev")
     assert_one_line_error(result, 2, "--resume")
     assert "--overwrite" not in result.output
+
+
+def test_the_python_api_refuses_wrong_types_in_one_line_before_writing(tmp_path, dm_file):
+    from diver_lite import EngineSpec
+    from diver_lite import recover as api_recover
+    from diver_lite.errors import ConfigError
+
+    out = tmp_path / "out"
+    for call in (lambda: api_recover(dm_file, out, {"t_init": 3}),
+                 lambda: api_recover(dm_file, out, engine="cpu"),
+                 lambda: api_recover(dm_file, out, model=42),
+                 lambda: EngineSpec(budget_gb=float("nan")),
+                 lambda: EngineSpec(budget_gb=-1)):
+        with pytest.raises(ConfigError):
+            call()
+    assert not out.exists()

@@ -33,6 +33,32 @@ class EngineSpec:
     provider: str | None = None
     ort_sessions: str = "lean"                # ONNX Runtime: one graph held at a time, or "resident"
 
+    def __post_init__(self):
+        """The same one-line errors from Python as from the command line, before anything loads or is written."""
+        import math
+
+        from diver_lite.errors import ConfigError
+
+        def need(ok: bool, what: str, fix: str):
+            if not ok:
+                raise ConfigError(what, fix)
+
+        need(self.backend in ("torch", "onnxruntime"), f"backend={self.backend!r}", "use 'torch' or 'onnxruntime'")
+        need(self.model is None or isinstance(self.model, (str, os.PathLike)) or hasattr(self.model, "transformer"),
+             f"model={self.model!r} is not a model", "give a folder, a checkpoint path, a repo id, 'tiny-random' or "
+             "loaded DiverModels")
+        for name in ("vae", "onnx_dir"):
+            value = getattr(self, name)
+            need(value is None or isinstance(value, (str, os.PathLike)), f"{name}={value!r} is not a path",
+                 "give a folder path")
+        need(isinstance(self.device, str), f"device={self.device!r}", "use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+        need(self.onnx_graph in ("dit", "guided_step"), f"onnx_graph={self.onnx_graph!r}", "use dit or guided_step")
+        need(self.ort_sessions in ("lean", "resident"), f"ort_sessions={self.ort_sessions!r}", "use lean or resident")
+        if self.budget_gb is not None and self.budget_gb != "auto":
+            ok = isinstance(self.budget_gb, (int, float)) and not isinstance(self.budget_gb, bool) and \
+                math.isfinite(self.budget_gb) and self.budget_gb > 0
+            need(ok, f"budget_gb={self.budget_gb!r} is not a positive number of GB", "e.g. 4, 1.5 or 'auto'")
+
 
 def resolve_device(device: str):
     import torch

@@ -91,6 +91,11 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
             raise TypeError("give either engine/options or their fields as keywords, not both")
         engine, options = split_options(fields_given)
     config, engine, o = config or RecoverConfig(), engine or EngineSpec(), options or RunOptions()
+    for value, kind, name in ((config, RecoverConfig, "config"), (engine, EngineSpec, "engine"),
+                              (o, RunOptions, "options")):
+        if not isinstance(value, kind):
+            raise ConfigError(f"{name} is a {type(value).__name__}, not a {kind.__name__}",
+                              f"pass {kind.__name__}(...) (or its fields as keywords)")
     log = log or (lambda msg: None)
     if o.shard.count > 1 and o.overwrite:
         raise ConfigError("--overwrite cannot be combined with several processes", "empty the -o folder first")
