@@ -4,8 +4,6 @@ on a device; it only answers what the pipeline asks of every backend."""
 import numpy as np
 
 
-
-
 class NoModelBackend:
     name = "none"
     image_size = latent_channels = latent_size = 0

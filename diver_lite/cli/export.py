@@ -67,10 +67,9 @@ def export(model, vae, timestep_embedding, out, precision, provider, graphs, cfg
         made_for, precision = full_name(provider), precision or preferred_precision(provider)
     precision = precision or "fp32"
     if guidance_target == "auto":
-        from diver_lite.models.source import EMBEDDED_DEFAULT
+        from diver_lite.models.source import is_embedded_prior
 
-        embedded = model is None or Path(str(model)).resolve() == EMBEDDED_DEFAULT.resolve()
-        guidance_target = "x0" if embedded else "xt"
+        guidance_target = "x0" if is_embedded_prior(model) else "xt"
     models = load_models(model, vae, device="cpu", timestep_embedding=timestep_embedding)
     mark(out, "export")
     with step_bar(len(chosen), "export", "graph") as update:

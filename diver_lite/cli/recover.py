@@ -7,12 +7,13 @@ from pathlib import Path
 
 import click
 
-from diver_lite.core.config import LABEL_PHASES, METHOD_PRESETS, PIXEL_RANGES, PRESET_TABLES, SAMPLERS, RecoverConfig
+from diver_lite.core.config import LABEL_PHASES, METHOD_PRESETS, PIXEL_RANGES, PRESET_TABLES, SAMPLERS
 from diver_lite.core.controls import CONTROLS
 from diver_lite.core.guidance import GUIDANCE_TARGETS
 from diver_lite.layouts import LAYOUTS
 from diver_lite.core.prepare import PIXEL_SPACES
 from diver_lite.errors import ConfigError, InputError
+from diver_lite.cli.recover_settings import resolve_config
 from diver_lite.cli.runtime_options import BATCH_SIZE, RUNTIME_HELP, optgroup_runtime, runtime_from_options
 
 EXAMPLE = """
@@ -158,8 +159,8 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
             method, ipc, presets,
             t_init, steps, align,
             sampling_steps, cfg_scale, cfg_channels, guidance_scale, guidance_window, no_sigma_scaling,
-            guidance_target, control, label_phase, sampler, pixel_range, keep_size, batch_size, seed, device, resume, overwrite, no_png,
-            max_png, shard, quiet, **runtime_options):
+            guidance_target, control, label_phase, sampler, pixel_range, keep_size, batch_size, seed, device, resume,
+            overwrite, no_png, max_png, shard, quiet, **runtime_options):
     """Recover a distilled set with DIVER (semantic inheritance, guidance and fusion).
 
     INPUT is a distilled set: a DM .pt, an MTT/EDF or GLaD folder (images_best.pt), an NCFM .pt, an image
@@ -186,20 +187,7 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
         options["t_init"] = t_init
     if steps is not None:
         options["steps"] = steps
-    manifest = _manifest(onnx_dir) if backend == "onnxruntime" else {}
-    table = presets if presets != "auto" else "fashion-mnist" if _embedded(model, manifest) else "paper"
-    if method is not None or table == "paper":
-        source = click.get_current_context().get_parameter_source
-        preset = RecoverConfig.preset_values(method, ipc, table)
-        options = {k: v for k, v in options.items()              # the preset's values unless given on the line
-                   if k not in preset or source(_PARAM.get(k, k)) is not click.core.ParameterSource.DEFAULT}
-        config = RecoverConfig.from_preset(method, ipc, table, **options)
-    else:
-        config = RecoverConfig(**options)
-    given = click.get_current_context().get_parameter_source("guidance_target")
-    if onnx_graph == "guided_step" and given is click.core.ParameterSource.DEFAULT and manifest:
-        # what the graph was exported with (a manifest from before the option: x0)
-        config = config.replace(guidance_target=manifest.get("guidance_target", "x0"))
+    config = resolve_config(options, method, ipc, presets, model, backend, onnx_dir, onnx_graph)
 
     bar = None
 
@@ -243,36 +231,6 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
     moved = f", {change['psnr_db_mean']} dB from their inputs on average" if change else ""
     click.echo(f"Recovered {report['input']['images']} images ({report['images_this_run']} this run{per}) in "
                f"{t['total']:.1f} s{moved} -> {report['output']['set']}; report: {Path(out) / 'report.md'}")
-
-
-def _manifest(onnx_dir: Path | None) -> dict:
-    """An export's manifest.json, or {} (the ONNX backend reports a missing or damaged one itself)."""
-    import json
-
-    try:
-        manifest = json.loads((Path(onnx_dir) / "manifest.json").read_text()) if onnx_dir is not None else {}
-    except (OSError, ValueError):
-        return {}
-    return manifest if isinstance(manifest, dict) else {}
-
-
-def _embedded(model, manifest: dict) -> bool:
-    """Does the run use the embedded Fashion-MNIST prior (as the model, or as the source of the ONNX graphs)?"""
-    from diver_lite.models.source import EMBEDDED_DEFAULT
-
-    source = manifest.get("source_model", model)
-    if not isinstance(source, (str, type(None))) and not hasattr(source, "__fspath__"):
-        return False
-    if source is None:
-        return not manifest       # no --model: the embedded prior, unless ONNX graphs say otherwise
-    try:
-        return Path(source).resolve() == EMBEDDED_DEFAULT.resolve()
-    except (OSError, TypeError):
-        return False
-
-
-# RecoverConfig fields whose option has another name (for "was it given on the command line?").
-_PARAM = {"num_sampling_steps": "sampling_steps", "sigma_scaling": "no_sigma_scaling"}
 
 
 def _pixel_space(named: str | None, mean: str | None, std: str | None) -> str | None:

@@ -41,6 +41,18 @@ class ModelSource:
         return folders if ok else None
 
 
+def is_embedded_prior(model) -> bool:
+    """Does `model` (what --model names; None: the default) name the embedded Fashion-MNIST prior?"""
+    if model is None:
+        return True
+    if not isinstance(model, (str, os.PathLike)):
+        return False
+    try:
+        return Path(model).resolve() == EMBEDDED_DEFAULT.resolve()
+    except (OSError, ValueError):
+        return False
+
+
 def _folder(name: str | os.PathLike) -> Path:
     """A local folder as given, else a repo id resolved through the hub (hub.py)."""
     path = Path(name)
