@@ -9,10 +9,13 @@ run over several sessions.
   python benchmarks/decisive_analyse.py runs/decisive --keep docs/results/decisive_dm_ipc1 [--md OUT.md]
       the pre-declared comparisons (Holm over the four), the secondary tables, and the design's power from the
       realised SD; interim (and labelled so) until all 900 runs exist.
+  python benchmarks/decisive_analyse.py --sync runs/decisive --keep docs/results/decisive_dm_ipc1
+      adds the runs finished under runs/decisive to KEEP; runs kept from other machines stay.
 """
 
 import argparse
 import json
+import os
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -121,6 +124,35 @@ def restore(root: Path, keep: Path) -> None:
         print(f"{stage}: {len(kept)} kept runs restored ({len(whole)} whole seeds so far)", file=sys.stderr)
 
 
+def _key(line: str) -> tuple | None:
+    """What makes a run the same run: its set, student, seed, setting and CPU (not the line's spelling)."""
+    try:
+        r = json.loads(line)
+        return (r["set"], r["student"], r["seed"], str(r.get("setting")), r.get("cpu"))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def sync(root: Path, keep: Path) -> None:
+    """Add the runs finished under root to KEEP's files; rows kept there already (other CPUs' included) stay."""
+    for stage in SETS:
+        src = root / f"eval_{stage}" / ".diver-lite" / "runs.jsonl"
+        if not src.is_file():
+            continue
+        dst = keep / f"runs_{stage}.jsonl"
+        present = dst.read_text().splitlines() if dst.is_file() else []
+        seen = {_key(line) for line in present}
+        new = []
+        for line in src.read_text().splitlines():
+            if _key(line) is not None and _key(line) not in seen:
+                seen.add(_key(line))
+                new.append(line)
+        if new:
+            tmp = dst.with_suffix(f".{os.getpid()}.tmp")   # two runners may sync at once
+            tmp.write_text("\n".join(present + new) + "\n")
+            tmp.replace(dst)
+
+
 def scores(rows: list[dict], seeds: dict[int, str]) -> dict:
     """{(stage, arm, seed): {student: accuracy}} over the given seeds (each from its own CPU)."""
     out = defaultdict(dict)
@@ -205,10 +237,14 @@ def main() -> None:
     ap.add_argument("root", nargs="?", type=Path, default=Path("runs/decisive"))
     ap.add_argument("--keep", type=Path, default=Path("docs/results/decisive_dm_ipc1"))
     ap.add_argument("--restore", type=Path, default=None, help="record fingerprints and restore kept runs")
+    ap.add_argument("--sync", type=Path, default=None, help="add the runs finished under SYNC to KEEP")
     ap.add_argument("--md", type=Path, default=None, help="also write the analysis to this Markdown file")
     args = ap.parse_args()
     if args.restore is not None:
         restore(args.restore, args.keep)
+        return
+    if args.sync is not None:
+        sync(args.sync, args.keep)
         return
     text = analyse(args.keep)
     print(text)

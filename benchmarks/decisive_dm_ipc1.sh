@@ -44,8 +44,8 @@ done
 # Copy the finished runs back every two minutes while the evaluations run, and once more at the end.
 while kill -0 "${pids[@]}" 2>/dev/null; do
   sleep 120
-  for set in $SETS; do [ -f "$R/eval_$set/.diver-lite/runs.jsonl" ] && cp "$R/eval_$set/.diver-lite/runs.jsonl" "$KEEP/runs_$set.jsonl"; done
+  python benchmarks/decisive_analyse.py --sync "$R" --keep "$KEEP"
 done
-for set in $SETS; do [ -f "$R/eval_$set/.diver-lite/runs.jsonl" ] && cp "$R/eval_$set/.diver-lite/runs.jsonl" "$KEEP/runs_$set.jsonl"; done
+python benchmarks/decisive_analyse.py --sync "$R" --keep "$KEEP"
 for pid in "${pids[@]}"; do wait "$pid"; done
 python benchmarks/decisive_analyse.py "$R" --keep "$KEEP"

@@ -33,6 +33,19 @@ def tiny_model_dir(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="session")
+def tiny_onnx_dir(tmp_path_factory, tiny_models):
+    """The tiny models exported once (fp32, every graph) for every test that reads graphs: read-only by contract
+    (a test that changes a graph copies the folder first)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from diver_lite.export.onnx import export_models
+
+    folder = tmp_path_factory.mktemp("onnx-fp32")
+    export_models(tiny_models, folder, "fp32")
+    return folder
+
+
 def make_images(n: int, size: int = 32, channels: int = 3, seed: int = 0) -> np.ndarray:
     """Smooth, image-like arrays in ImageNet-normalised space."""
     from diver_lite.core.prepare import from_unit, resize

@@ -245,12 +245,8 @@ def test_fuzz_model_folder(model_folder, which, dmg, lazy):
 
 
 @pytest.fixture(scope="module")
-def onnx_folder(tmp_path_factory):
-    pytest.importorskip("onnxruntime")
-    folder = tmp_path_factory.mktemp("fuzz-onnx") / "onnx"
-    assert CliRunner().invoke(cli, ["export", "--model", "tiny-random", "-o", str(folder), "--graphs",
-                                    "dit,vae_encoder,vae_decoder"]).exit_code == 0
-    return folder
+def onnx_folder(tiny_onnx_dir):
+    return tiny_onnx_dir          # copied before each damage
 
 
 JSON = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-5, 2000), st.floats(allow_nan=False),

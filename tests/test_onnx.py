@@ -30,12 +30,8 @@ needs_int8_export = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def onnx_fp32(tmp_path_factory, tiny_models):
-    from diver_lite.export.onnx import export_models
-
-    folder = tmp_path_factory.mktemp("onnx-fp32")
-    export_models(tiny_models, folder, "fp32")
-    return folder
+def onnx_fp32(tiny_onnx_dir):
+    return tiny_onnx_dir
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -25,7 +25,9 @@ class OrtSession:
     """One graph; runs a batch at once, or image by image when the graph was exported with a fixed batch."""
 
     def __init__(self, path: Path, providers: list[str], fixed_batch: int | None,
-                 settings: SessionSettings = SessionSettings()):
+                 settings: SessionSettings = SessionSettings(), expected: dict | None = None):
+        """`expected`: the manifest's entry for this graph; a file whose inputs or outputs differ from the ones
+        listed there (another graph saved under this name) is refused before it runs."""
         ort = onnxruntime_module()
         options = ort.SessionOptions()
         if settings.threads:
@@ -42,6 +44,13 @@ class OrtSession:
                               f"of {providers[0]}", "the libraries that provider needs were not found (for CUDA: "
                               "CUDA 12 and cuDNN 9 with onnxruntime-gpu)")
         self.inputs = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        for what, found in (("inputs", self.inputs), ("outputs", outputs)):
+            listed = (expected or {}).get(what)
+            if isinstance(listed, list) and list(listed) != found:
+                raise ModelError(f"{path.name} is not the graph the manifest lists under that name: its {what} are "
+                                 f"{found}, the manifest's {listed}", "re-run diver-lite export into this folder "
+                                 "(a graph file was replaced by another)")
         self.input_shape = self.session.get_inputs()[0].shape
         self.fixed_batch = fixed_batch
 
@@ -80,7 +89,7 @@ class SessionPool:
 
     def _make(self, name: str) -> OrtSession:
         return OrtSession(self.folder / self.graphs[name]["file"], self.providers,
-                          self.graphs[name].get("fixed_batch"), self.settings)
+                          self.graphs[name].get("fixed_batch"), self.settings, self.graphs[name])
 
     def __getitem__(self, name: str) -> OrtSession:
         if name not in self.held:

@@ -175,7 +175,8 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
         table = (f"Tested on the validation split ({len(test_y):,} training images held out), not on the test "
                  "split.\n\n" + table)
     atomic_write(out / "results.md", lambda tmp: Path(tmp).write_text(table))
-    Image.fromarray(chart(results, names)).save(out / "results.png")
+    picture = Image.fromarray(chart(results, names))
+    atomic_write(out / "results.png", lambda tmp: picture.save(tmp, format="PNG"), suffix=".png")
     click.echo(table)
 
 
@@ -223,7 +224,11 @@ def _imported_runs(path: Path, cfg, split: str) -> tuple[dict, dict]:
     try:
         record = json.loads(path.read_text())
         theirs, results = record["config"], record["results"]
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        for name, value, kind in (("config", theirs, dict), ("results", results, dict),
+                                  ("seeds", theirs.get("seeds"), list)):
+            if not isinstance(value, kind):
+                raise TypeError(f"its {name} is a {type(value).__name__}, not a {kind.__name__}")
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path} is not a results.json of diver-lite evaluate ({exc})",
                          "give the results.json an earlier `diver-lite evaluate -o` wrote") from None
     ours = _config_record(cfg)
@@ -238,13 +243,18 @@ def _imported_runs(path: Path, cfg, split: str) -> tuple[dict, dict]:
                 raws = r.get("raw_runs") or [None] * len(r["runs"])
                 for seed, ema, raw in zip(theirs["seeds"], r["runs"], raws):
                     for v in (ema, raw):   # accuracies in %: anything else is not a run of this command
-                        if v is not None and not (isinstance(v, (int, float)) and 0 <= v <= 100):
+                        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                  and 0 <= v <= 100):
                             raise ValueError(f"{label}: {student} seed {seed} has accuracy {v!r}, not 0-100 %")
                     runs[(str(label), str(student), int(seed))] = (ema, raw)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(f"{path} is not a results.json of diver-lite evaluate ({exc})",
                          "give the results.json an earlier `diver-lite evaluate -o` wrote") from None
-    return runs, record.get("fingerprints") or {}
+    fingerprints = record.get("fingerprints") or {}
+    if not isinstance(fingerprints, dict) or not all(isinstance(v, (str, dict)) for v in fingerprints.values()):
+        raise InputError(f"{path} is not a results.json of diver-lite evaluate (its fingerprints are damaged)",
+                         "give the results.json an earlier `diver-lite evaluate -o` wrote")
+    return runs, fingerprints
 
 
 def _check_imported_sets(path: Path | None, theirs: dict, keys: dict) -> None:

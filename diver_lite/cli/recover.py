@@ -91,8 +91,9 @@ def _class_map(path: Path | None):
 @click.option("--timestep-embedding", type=click.Choice(["dit", "diffusers"]), default=None,
               help="Timestep frequencies the DiT's weights were trained with: dit (Meta's DiT-XL/2: /128) or "
               "diffusers (/127). Default: what the model folder records; none recorded means Meta's (dit).")
-@click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch",
-              help="torch, or ONNX Runtime over graphs from `diver-lite export` (with --onnx).")
+@click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default=None,
+              help="torch, or ONNX Runtime over graphs from `diver-lite export` (with --onnx).  [default: "
+              "onnxruntime when --onnx is given, else torch]")
 @optgroup_runtime
 @click.option("--onnx", "onnx_dir", type=click.Path(path_type=Path), default=None,
               help="Folder written by `diver-lite export`, for --backend onnxruntime.")
@@ -175,6 +176,7 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite contradict each other", "pass only one of them")
     pixel_space = _pixel_space(pixel_space, pixel_mean, pixel_std)
+    backend = backend or ("onnxruntime" if onnx_dir is not None else "torch")
     options = dict(align=align, num_sampling_steps=sampling_steps, cfg_scale=cfg_scale,
                    cfg_channels=int(cfg_channels), guidance_scale=guidance_scale, guidance_window=guidance_window,
                    sigma_scaling=not no_sigma_scaling, control=control,

@@ -161,6 +161,7 @@ def write_prior(out: Path, dit, vae, config, vae_hist, dit_hist, seconds, train,
     from diver_lite.experiments.fashion_mnist.prior_card import render_model_card
     from diver_lite.experiments.fashion_mnist.prior_training import evaluate_prior
     from diver_lite.experiments.fashion_mnist.students import train_classifier
+    from diver_lite.layouts.files import atomic_write
     from diver_lite.models.diver_models import DIT_SCHEDULE, DiverModels
     from diver_lite.models.save import save_models
     from diver_lite.models.tying import tie_embedders
@@ -184,17 +185,22 @@ def write_prior(out: Path, dit, vae, config, vae_hist, dit_hist, seconds, train,
                    device=device)
     if config.continued_from:
         metrics["continued_from_config"] = previous_config
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (out / "history.json").write_text(json.dumps({"vae_loss": vae_hist, "dit_mse_vb": dit_hist}))
+    # Every file under a temporary name, metrics.json last: its presence says the run finished.
+    history = json.dumps({"vae_loss": vae_hist, "dit_mse_vb": dit_hist})
+    atomic_write(out / "history.json", lambda tmp: Path(tmp).write_text(history))
     # The VB term can go below zero (a Gaussian density at t = 0), so it stays out of the log-scale plot; its
     # values are in history.json.
     curves = {f"VAE loss ({len(vae_hist)} steps)": vae_hist} if vae_hist else {}   # none when the VAE was kept
     curves[f"DiT eps MSE ({len(dit_hist)} steps)"] = [m for m, _ in dit_hist]
-    Image.fromarray(line_plot(curves)).save(out / "loss.png")
+    plot = Image.fromarray(line_plot(curves))
+    atomic_write(out / "loss.png", lambda tmp: plot.save(tmp, format="PNG"), suffix=".png")
     per_row, n = min(samples_per_class, 16), train.num_classes
     rows = [samples[c * samples_per_class: c * samples_per_class + per_row] for c in range(n)]
-    Image.fromarray(image_grid(np.concatenate(rows), rows=n)).save(out / "samples.png")
-    (out / "MODEL_CARD.md").write_text(render_model_card(config, metrics, train.source, seconds, train.kind))
+    grid = Image.fromarray(image_grid(np.concatenate(rows), rows=n))
+    atomic_write(out / "samples.png", lambda tmp: grid.save(tmp, format="PNG"), suffix=".png")
+    card = render_model_card(config, metrics, train.source, seconds, train.kind)
+    atomic_write(out / "MODEL_CARD.md", lambda tmp: Path(tmp).write_text(card))
+    atomic_write(out / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2)))
     echo(f"sample accuracy {metrics['sample_accuracy']:.1%} (classifier {metrics['classifier_real_test_accuracy']:.1%}"
          f" on real test images), VAE PSNR {metrics['vae_reconstruction_psnr_db']:.1f} dB -> {out}")
     return metrics

@@ -31,11 +31,18 @@ class LabelledImages:
 
 
 def is_image_folder(path: Path | None) -> bool:
-    """What `diver-lite recover` would read as the image-folder layout (<class>/<image> subfolders)."""
+    """What `diver-lite recover` would read as the image-folder layout (<class>/<image> subfolders), or a folder of
+    subfolders without IDX files (then read as one, so that empty class folders are named as such)."""
+    from diver_lite.layouts.folder import class_folders
     from diver_lite.layouts.layout import Probe
     from diver_lite.layouts.registry import get_layout
 
-    return path is not None and Path(path).is_dir() and get_layout("folder").detect(Probe(Path(path)))
+    if path is None or not Path(path).is_dir():
+        return False
+    if get_layout("folder").detect(Probe(Path(path))):
+        return True
+    idx = any("idx" in p.name for p in Path(path).iterdir() if p.is_file())
+    return not idx and bool(class_folders(Path(path)))
 
 
 def load_images(data: Path | None, split: str = "train", max_size: int = MAX_SIZE) -> LabelledImages:

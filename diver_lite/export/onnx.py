@@ -166,6 +166,11 @@ def export_models(models: DiverModels, out: str | os.PathLike, precision: str = 
                   guidance_target: str = "x0") -> dict:
     """Export, convert and validate each graph into folder `out`; write manifest.json; return the manifest.
     `progress(done, name)` after each graph; `made_for`: the execution provider recorded in the manifest."""
+    if not isinstance(models, DiverModels):
+        raise ExportError(f"models is a {type(models).__name__}, not DiverModels",
+                          "load them first: diver_lite.models.load.load_models(MODEL_FOLDER or hub id)")
+    if not isinstance(out, (str, os.PathLike)):
+        raise ExportError(f"out is a {type(out).__name__}, not a folder path", "pass the output folder as a path")
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401

@@ -4,7 +4,8 @@ import numpy as np
 
 from diver_lite.errors import InputError
 from diver_lite.layouts.layout import Layout
-from diver_lite.layouts.tensors import atomic_torch_save, describe, images_from, labels_from, load_tensors
+from diver_lite.layouts.tensors import (atomic_torch_save, describe, images_from, integer_pixels, labels_from,
+                                       load_tensors, torch_images)
 
 
 def read(path, options: dict):
@@ -38,13 +39,14 @@ def read(path, options: dict):
         raise InputError(f"{path}: its {len(pairs)} experiments differ in image or label shape",
                          "recover one at a time with --experiment K")
     extra["experiment_sizes"] = [len(x) for x in images]
-    return np.concatenate(images), np.concatenate(labels), extra, "unit" if extra["storage"] else ENTRY.pixel_space
+    space = "unit" if integer_pixels(extra["storage"]) else ENTRY.pixel_space
+    return np.concatenate(images), np.concatenate(labels), extra, space
 
 
 def write(dset, x, out):
     import torch
 
-    tx, ty = torch.from_numpy(x), torch.from_numpy(np.ascontiguousarray(dset.labels))
+    tx, ty = torch_images(x, dset.extra.get("storage")), torch.from_numpy(np.ascontiguousarray(dset.labels))
     target = out / dset.extra.get("file", "dm_set.pt")
     obj = dict(dset.extra.get("keys", {}))
     bounds = np.cumsum([0] + dset.extra.get("experiment_sizes", [len(x)]))

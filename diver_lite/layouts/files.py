@@ -23,9 +23,17 @@ def to_display(img: np.ndarray, pixel_space: str) -> np.ndarray:
 
 
 def save_png(img: np.ndarray, path: Path, pixel_space: str, depth: int = 8) -> None:
-    """8-bit RGB (or grey), or, for `depth` 16, a 16-bit grey PNG (the channel mean), as it was read."""
+    """8-bit RGB (or grey), or, for `depth` 16, a 16-bit grey PNG (the channel mean), for `depth` 48 a 16-bit
+    RGB PNG, as it was read."""
     from PIL import Image
 
+    if depth == 48:
+        from diver_lite.layouts import png16
+
+        unit = np.clip(to_unit(img[None].astype(np.float32), pixel_space)[0], 0, 1)
+        samples = (unit * 65535.0).round().astype(np.uint16).transpose(1, 2, 0)
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(png16.encode(samples)), suffix=path.suffix)
+        return
     if depth == 16:
         grey = np.clip(to_unit(img[None], pixel_space)[0].mean(axis=0), 0, 1)
         arr = (grey * 65535.0).round().astype(np.uint16)

@@ -4,7 +4,7 @@ import numpy as np
 
 from diver_lite.errors import InputError
 from diver_lite.layouts.layout import Layout
-from diver_lite.layouts.tensors import atomic_torch_save, images_from, load_tensors
+from diver_lite.layouts.tensors import atomic_torch_save, images_from, integer_pixels, load_tensors, torch_images
 
 GLAD_CLASSES = 10
 
@@ -16,7 +16,7 @@ def read(path, options: dict):
         raise InputError(f"{path}: {n} GLaD images is not a multiple of {classes} classes",
                          "GLaD sets are class-major, IPC images per class; use the mtt layout with labels_best.pt")
     labels = np.repeat(np.arange(classes, dtype=np.int64), n // classes)
-    return images, labels, {"storage": storage}, "unit" if storage else ENTRY.pixel_space
+    return images, labels, {"storage": storage}, "unit" if integer_pixels(storage) else ENTRY.pixel_space
 
 
 def write(dset, x, out):
@@ -24,7 +24,7 @@ def write(dset, x, out):
 
     target = out / dset.source.name
     target.mkdir(parents=True, exist_ok=True)
-    atomic_torch_save(torch.from_numpy(x), target / "images_best.pt")
+    atomic_torch_save(torch_images(x, dset.extra.get("storage")), target / "images_best.pt")
     return target
 
 

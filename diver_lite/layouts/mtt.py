@@ -3,13 +3,14 @@
 import numpy as np
 
 from diver_lite.layouts.layout import Layout
-from diver_lite.layouts.tensors import atomic_torch_save, images_from, labels_from, load_tensors
+from diver_lite.layouts.tensors import (atomic_torch_save, images_from, integer_pixels, labels_from, load_tensors,
+                                       torch_images)
 
 
 def read(path, options: dict):
     images, storage = images_from(load_tensors(path / "images_best.pt"), path / "images_best.pt")
     labels = labels_from(load_tensors(path / "labels_best.pt"), path / "labels_best.pt")
-    return images, labels, {"storage": storage}, "unit" if storage else ENTRY.pixel_space
+    return images, labels, {"storage": storage}, "unit" if integer_pixels(storage) else ENTRY.pixel_space
 
 
 def write(dset, x, out):
@@ -17,7 +18,7 @@ def write(dset, x, out):
 
     target = out / dset.source.name
     target.mkdir(parents=True, exist_ok=True)
-    atomic_torch_save(torch.from_numpy(x), target / "images_best.pt")
+    atomic_torch_save(torch_images(x, dset.extra.get("storage")), target / "images_best.pt")
     atomic_torch_save(torch.from_numpy(np.ascontiguousarray(dset.labels)), target / "labels_best.pt")
     return target
 

@@ -4,7 +4,8 @@ import numpy as np
 
 from diver_lite.errors import InputError
 from diver_lite.layouts.layout import Layout
-from diver_lite.layouts.tensors import atomic_torch_save, describe, images_from, is_tensor, labels_from, load_tensors
+from diver_lite.layouts.tensors import (atomic_torch_save, describe, images_from, is_tensor, labels_from,
+                                       load_tensors, torch_images)
 
 
 def read(path, options: dict):
@@ -19,7 +20,7 @@ def read(path, options: dict):
 def write(dset, x, out):
     import torch
 
-    tx, ty = torch.from_numpy(x), torch.from_numpy(np.ascontiguousarray(dset.labels))
+    tx, ty = torch_images(x, dset.extra.get("storage")), torch.from_numpy(np.ascontiguousarray(dset.labels))
     target = out / dset.extra.get("file", "ncfm_set.pt")
     atomic_torch_save([tx, ty] if dset.extra.get("container", "list") == "list" else (tx, ty), target)
     return target

@@ -10,7 +10,7 @@ from diver_lite.errors import InputError
 from diver_lite.layouts.distilled_set import DistilledSet, validate_set
 from diver_lite.layouts.files import listing
 from diver_lite.layouts.layout import Layout, Probe
-from diver_lite.layouts.tensors import describe, to_storage
+from diver_lite.layouts.tensors import describe, integer_pixels, to_storage
 from diver_lite.registry import discover
 
 REGISTRY: dict[str, Layout] = {layout.name: layout for layout in discover("diver_lite.layouts")}
@@ -68,7 +68,7 @@ def read_set(path: str | os.PathLike, layout: str | None = None, pixel_space: st
 
         extra["zca"] = read_whitening(Path(zca), images.shape[1:])
         images = unwhiten(images, *extra["zca"])
-    if extra.get("storage") and pixel_space not in (None, "unit"):
+    if integer_pixels(extra.get("storage")) and pixel_space not in (None, "unit"):
         raise InputError(f"{path} stores integer pixel values ({extra['storage']['dtype']}); --pixel-space "
                          f"{pixel_space} cannot apply to them", "drop --pixel-space: integers are read as pixels")
     space = space if pixel_space in (None, "zca") else pixel_space

@@ -81,13 +81,33 @@ def tensor(obj, path: Path):
 
 
 def images_from(obj, path: Path) -> tuple[np.ndarray, dict | None]:
-    """(float32 images, storage): a float tensor as it is (storage None); an integer one read as pixel values,
-    divided by its range (storage_of) into [0, 1]. Boolean, complex and sparse tensors are refused."""
+    """(float32 images, storage): a float32 tensor as it is (storage None); another float one (float16, bfloat16,
+    float64) as float32 with storage {"dtype", "float": True}, so that it is written back in its dtype; an integer
+    one read as pixel values, divided by its range (storage_of) into [0, 1]. Boolean, complex and sparse tensors
+    are refused."""
+    import torch
+
     t = tensor(obj, path)
-    if t.layout != __import__("torch").strided:
+    if t.layout != torch.strided:
         raise InputError(f"{path}: the images are a sparse tensor ({t.layout})", "save them dense: x.to_dense()")
     check_memory(t.numel(), path)
+    if t.dtype.is_floating_point and t.dtype != torch.float32:
+        return t.float().numpy(), {"dtype": str(t.dtype).removeprefix("torch."), "float": True}
     return pixels(t.numpy(), path)
+
+
+def integer_pixels(storage: dict | None) -> bool:
+    """Were the images read as integer pixel values (rather than floats in a pixel space)?"""
+    return bool(storage) and not storage.get("float")
+
+
+def torch_images(x: np.ndarray, storage: dict | None):
+    """The images to save as a tensor: in the float dtype they were read in (float16, bfloat16, float64), else
+    as x is (float32, or the integers to_storage made)."""
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(x))
+    return t.to(getattr(torch, storage["dtype"])) if storage and storage.get("float") else t
 
 
 def storage_of(dtype: np.dtype, values: np.ndarray, source) -> dict | None:
@@ -123,7 +143,7 @@ def pixels(values: np.ndarray, source) -> tuple[np.ndarray, dict | None]:
 
 def to_storage(x: np.ndarray, storage: dict | None) -> np.ndarray:
     """[0, 1] images back to the integers they were read as (clipped, rounded), or x as it is for float sets."""
-    if not storage:
+    if not integer_pixels(storage):
         return x
     return (np.clip(x, 0.0, 1.0) * storage["scale"]).round().astype(storage["dtype"])
 

@@ -51,6 +51,8 @@ class EngineSpec:
             value = getattr(self, name)
             need(value is None or isinstance(value, (str, os.PathLike)), f"{name}={value!r} is not a path",
                  "give a folder path")
+        need(self.backend == "onnxruntime" or self.onnx_dir is None, "onnx_dir is read by the onnxruntime backend, "
+             "not by torch", "drop --backend torch to run the graphs (or drop --onnx)")
         need(isinstance(self.device, str), f"device={self.device!r}", "use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
         need(self.onnx_graph in ("dit", "guided_step"), f"onnx_graph={self.onnx_graph!r}", "use dit or guided_step")
         need(self.ort_sessions in ("lean", "resident"), f"ort_sessions={self.ort_sessions!r}", "use lean or resident")

@@ -61,6 +61,29 @@ def run_plan(spec: dict, work: Path, name: str, timeout_s: float | None) -> dict
     return json.loads(out.read_text())
 
 
+def _check_arguments(images, dit_labels, pixel_space, out, plans, config) -> None:
+    """The public boundary: wrong types end in one line before anything is read or written."""
+    from diver_lite.core.prepare import is_pixel_space
+
+    for value, kind, name, fix in (
+            (images, np.ndarray, "images", "an array [N, C, H, W] (diver_lite.layouts.read_set(PATH).images)"),
+            (dit_labels, np.ndarray, "dit_labels", "an integer array [N] (DistilledSet.hard_labels)"),
+            (config, RecoverConfig, "config", "RecoverConfig(...)"), (plans, list, "plans", "a list of RuntimePlan"),
+            (out, (str, os.PathLike), "out", "a folder path")):
+        if not isinstance(value, kind):
+            raise ConfigError(f"{name} is a {type(value).__name__}", f"pass {fix}")
+    if images.ndim != 4 or dit_labels.shape != (len(images),) or not np.issubdtype(dit_labels.dtype, np.integer):
+        raise ConfigError(f"images {images.shape} and dit_labels {dit_labels.shape} ({dit_labels.dtype}) do not "
+                          "pair up", "pass images [N, C, H, W] and one integer label per image")
+    bad = [type(p).__name__ for p in plans if not isinstance(p, (RuntimePlan, OrtPlan))]
+    if bad:
+        raise ConfigError(f"plans holds {', '.join(sorted(set(bad)))}, not plans",
+                          "build each with diver_lite.profiling.profile.parse_plan('bf16'), ('int8+offload-model'), "
+                          "('ort-int8'), ...")
+    if not isinstance(pixel_space, str) or not is_pixel_space(pixel_space):
+        raise ConfigError(f"unknown pixel space {pixel_space!r}", "pass the set's DistilledSet.pixel_space")
+
+
 def profile(images: np.ndarray, dit_labels: np.ndarray, pixel_space: str, out: str | os.PathLike,
             plans: list[RuntimePlan], config: RecoverConfig, model=None, vae=None, device: str = "auto",
             judge: Callable[[np.ndarray], np.ndarray] | None = None, warmup_batches: int | None = None,
@@ -70,6 +93,7 @@ def profile(images: np.ndarray, dit_labels: np.ndarray, pixel_space: str, out: s
     `dit_labels`; writes profile.json, profile.md and profile.png under `out` and returns the report.
     `judge(images) -> predicted labels`: a real-data classifier whose agreement with the reference is reported.
     `onnx`: exported folders for the ONNX Runtime plans (ort-fp32, ort-int8, ...), one per precision."""
+    _check_arguments(images, dit_labels, pixel_space, out, plans, config)
     log = log or (lambda msg: None)
     out = Path(out)
     check_output(out, [model, vae, *(onnx or [])], overwrite)
