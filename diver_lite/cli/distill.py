@@ -4,6 +4,7 @@ from pathlib import Path
 
 import click
 
+from diver_lite.cli.checkpoint_options import checkpoint_options
 from diver_lite.cli.data_options import max_size_option
 from diver_lite.cli.distill_mtt import mtt_options, run_mtt
 
@@ -33,7 +34,8 @@ Examples:
 @click.option("--seed", type=click.IntRange(min=0), default=0)
 @click.option("--overwrite", is_flag=True)
 @mtt_options
-def distill(out, method, ipc, iterations, data, max_size, seed, overwrite, **mtt):
+@checkpoint_options
+def distill(out, method, ipc, iterations, data, max_size, seed, overwrite, resume, checkpoint_every, **mtt):
     """Distil Fashion-MNIST (3-channel 32x32) or an image folder into IPC images per class with Distribution
     Matching and DSA, with Matching Training Trajectories (expert ConvNets, then a learnable lr; the paper's
     settings, scaled down to a CPU thread where the options say), or pick IPC real images per class at random
@@ -46,15 +48,19 @@ def distill(out, method, ipc, iterations, data, max_size, seed, overwrite, **mtt
     from diver_lite.experiments.fashion_mnist.distill import distill_dm, random_real
     from diver_lite.errors import ConfigError, OutputError
     from diver_lite.output_policy import check_outside_inputs
+    from diver_lite.pipeline.checkpoint import Checkpoint, data_fingerprint
     from diver_lite.cli.progress import step_bar
 
     if method == "mtt":
         train = load_images(data, "train", max_size)
         _check_ipc(train, ipc)
         return run_mtt(out, train, ipc, iterations, seed, mtt, overwrite,
-                       [data if data is not None else fm.DEBIAN_ROOT])
+                       [data if data is not None else fm.DEBIAN_ROOT], resume, checkpoint_every)
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite contradict each other", "pass only one of them")
     if out.exists() and not overwrite:
-        raise OutputError(f"{out} exists", "pass --overwrite or pick another -o")
+        raise OutputError(f"{out} exists" + (" (a finished run: nothing to resume)" if resume else ""),
+                          "pass --overwrite or pick another -o")
     if out.exists() and not _written_by_distill(out):
         raise OutputError(f"{out} exists and was not written by diver-lite distill",
                           "--overwrite only replaces an earlier distilled set: pick another -o")
@@ -65,10 +71,21 @@ def distill(out, method, ipc, iterations, data, max_size, seed, overwrite, **mtt
     x, labels, source = train.images, train.labels, train.source
     _check_ipc(train, ipc)
     iterations = iterations or 200
+    # An interrupted DM run keeps its state beside -o (a hidden file), removed once the set is written.
+    checkpoint = Checkpoint(out.parent / f".{out.name}.checkpoint", {"method": method, "ipc": ipc, "seed": seed,
+                            "iterations": iterations, "data": data_fingerprint(x, labels)}, checkpoint_every)
+    if method == "dm" and checkpoint.path.is_file() and not resume:
+        if not overwrite:
+            raise OutputError(f"an interrupted run left {checkpoint.path}", "pass --resume to go on with it, or "
+                              "--overwrite to start afresh")
+        checkpoint.remove()
+    if method == "dm" and resume:
+        checkpoint.load()           # one of other settings is refused now, before the progress bar
     if method == "dm":
+        out.parent.mkdir(parents=True, exist_ok=True)
         with step_bar(iterations, "DM", "it") as update:
             syn, y, losses = distill_dm(x, labels, ipc, iterations, seed,
-                                        log=lambda i, loss: update(i + 1, loss=loss))
+                                        log=lambda i, loss: update(i + 1, loss=loss), checkpoint=checkpoint)
         info = {"method": "DM", "iterations": iterations, "final_loss": losses[-1]}
     else:
         syn, y = random_real(x, labels, ipc, seed)
@@ -80,6 +97,7 @@ def distill(out, method, ipc, iterations, data, max_size, seed, overwrite, **mtt
            "ipc": ipc, "seed": seed, **info}
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_torch_save(obj, out)
+    checkpoint.remove()
     click.echo(f"Wrote {len(y)} images ({method}, IPC {ipc}) -> {out}")
 
 

@@ -35,7 +35,7 @@ def mtt_options(f):
 
 
 def run_mtt(out: Path, train, ipc: int, iterations: int | None, seed: int, o: dict, overwrite: bool,
-            inputs: list) -> None:
+            inputs: list, resume: bool = False, checkpoint_every: float = 60.0) -> None:
     """Distil `train` (experiments.datasets.LabelledImages) with MTT into the MTT layout under folder `out`."""
     import numpy as np
     import torch
@@ -46,7 +46,17 @@ def run_mtt(out: Path, train, ipc: int, iterations: int | None, seed: int, o: di
     from diver_lite.layouts.tensors import atomic_torch_save
     from diver_lite.output_policy import check_output, mark
 
-    check_output(out, inputs, overwrite, what="-o folder (MTT writes images_best.pt and labels_best.pt there)")
+    from diver_lite.errors import ConfigError
+    from diver_lite.output_policy import MARK
+    from diver_lite.pipeline.checkpoint import Checkpoint, data_fingerprint
+
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite contradict each other", "pass only one of them")
+    check_output(out, inputs, overwrite, resume=resume, resumable=True,
+                 what="-o folder (MTT writes images_best.pt and labels_best.pt there)")
+    if resume and (out / "mtt.json").is_file():
+        raise ConfigError(f"{out} holds a finished MTT run: there is nothing to resume",
+                          "pass --overwrite to distil it again, or pick another -o")
     syn_steps, expert_epochs, max_start, lr_lr = PAPER[1 if ipc < 10 else 10]
     cfg = MTTConfig(width=o["width"], num_experts=o["experts"], iterations=iterations or (500 if ipc < 10 else 200),
                     syn_steps=o["syn_steps"] or syn_steps, expert_epochs=o["expert_epochs"],
@@ -56,9 +66,14 @@ def run_mtt(out: Path, train, ipc: int, iterations: int | None, seed: int, o: di
     experts_dir = o["experts_dir"] or out / ".diver-lite" / "experts"
     _check_experts_dir(experts_dir, inputs)                   # before the experts are trained, not after
     mark(out, "distill")
+    checkpoint = Checkpoint(out / MARK / "checkpoint.pt", asdict(cfg) | {"ipc": ipc, "data": data_fingerprint(x, y)},
+                            checkpoint_every)
+    if not resume:
+        checkpoint.remove()
+    checkpoint.load()               # one of other settings is refused now, before the experts train
     experts = _experts(experts_dir, x, y, cfg, train.source)
     with step_bar(cfg.iterations, "MTT", "it") as update:
-        syn, labels, lr, losses = distill_mtt(x, y, experts, ipc, cfg,
+        syn, labels, lr, losses = distill_mtt(x, y, experts, ipc, cfg, checkpoint=checkpoint,
                                               log=lambda i, loss, lr: update(i + 1, loss=loss, lr=lr))
     atomic_torch_save(torch.from_numpy(syn), out / "images_best.pt")
     atomic_torch_save(torch.from_numpy(labels), out / "labels_best.pt")
@@ -67,6 +82,7 @@ def run_mtt(out: Path, train, ipc: int, iterations: int | None, seed: int, o: di
         "classes": list(train.classes), "images_seen_by_experts": int(len(x)), "first_loss": losses[0],
         "last_loss_mean_of_10": float(np.mean(losses[-10:])), "pixel_space": "imagenet"}, indent=2)
     atomic_write(out / "mtt.json", lambda tmp: Path(tmp).write_text(record))
+    checkpoint.remove()
     click.echo(f"Wrote {len(labels)} images (MTT, IPC {ipc}, learned lr {lr:.4g}, matching loss {losses[0]:.3f} -> "
                f"{np.mean(losses[-10:]):.3f}) -> {out}")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from diver_lite.cli.checkpoint_options import checkpoint_options
 from diver_lite.cli.data_options import max_size_option
 
 EXAMPLE = """
@@ -50,8 +51,10 @@ Examples:
 @click.option("--classifier-epochs", type=click.IntRange(min=1), default=2,
               help="Epochs of the real-data ConvNet that judges the samples.")
 @click.option("--samples-per-class", type=click.IntRange(min=1), default=100)
+@checkpoint_options
 def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, dit_width, dit_depth, dit_batch,
-                dit_lr_schedule, continue_from, device, classifier_epochs, samples_per_class):
+                dit_lr_schedule, continue_from, device, classifier_epochs, samples_per_class, resume,
+                checkpoint_every):
     """Train a small AutoencoderKL and a class-conditional learned-sigma DiTTransformer2DModel on Fashion-MNIST or
     an image folder, then measure them: VAE reconstruction PSNR and the accuracy of a real-data classifier on
     class-conditional samples. Writes a diffusers folder, MODEL_CARD.md, loss.png, samples.png and metrics.json."""
@@ -60,7 +63,8 @@ def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, di
     from diver_lite.experiments.datasets import held_out, load_images
     from diver_lite.experiments.fashion_mnist.prior_training import PriorConfig, encode_all, train_dit, train_vae
     from diver_lite.models.source import EMBEDDED_DEFAULT
-    from diver_lite.output_policy import check_output
+    from diver_lite.output_policy import MARK, check_output, mark
+    from diver_lite.pipeline.checkpoint import Checkpoint, data_fingerprint
     from diver_lite.pipeline.engine import resolve_device
     from diver_lite.pipeline.report import torch_device_name
 
@@ -68,7 +72,10 @@ def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, di
         raise ConfigError(f"--dit-width {dit_width} is not a multiple of 32", "give 128, 192, 256, ... (32 per head)")
     dev = resolve_device(device)
     device_name = torch_device_name(dev)
-    check_output(out, [data, test_folder, continue_from, EMBEDDED_DEFAULT], replaceable=False)
+    check_output(out, [data, test_folder, continue_from, EMBEDDED_DEFAULT], replaceable=False, resume=resume,
+                 resumable=True)
+    if resume and (out / "metrics.json").is_file():
+        raise ConfigError(f"{out} holds a finished prior: there is nothing to resume", "pick another -o")
     train = load_images(data, "train", max_size)
     if train.kind == "fashion-mnist":
         if test_folder is not None:
@@ -101,11 +108,18 @@ def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, di
                           f"train-prior trains patch {config.dit_patch}; train a new prior instead")
     echo = lambda msg: click.echo(msg, err=True)  # noqa: E731
     echo(f"training on {train.source}, {device_name}" + (f", from {continue_from}" if previous else ""))
+    mark(out, "train-prior")          # from here on an interrupted run can be resumed (--resume)
+    same_run = asdict(config) | {"data": data_fingerprint(train.images, train.labels), "device": dev.type}
+    checkpoints = {phase: Checkpoint(out / MARK / f"checkpoint-{phase}.pt", same_run, checkpoint_every)
+                   for phase in ("vae", "dit")}
+    for c in checkpoints.values():
+        c.load() if resume else c.remove()     # one of other settings is refused now, before any training
     seconds = {}
     if previous is None:
         start = time.perf_counter()
         with step_bar(config.vae_steps, "VAE") as update:
-            vae, vae_hist = train_vae(train.images, config, log=lambda s, loss: update(s + 1, loss=loss), device=dev)
+            vae, vae_hist = train_vae(train.images, config, log=lambda s, loss: update(s + 1, loss=loss), device=dev,
+                                      checkpoint=checkpoints["vae"])
         seconds["VAE"] = time.perf_counter() - start
     else:
         vae, vae_hist = previous.vae, []
@@ -114,10 +128,13 @@ def train_prior(out, data, test_folder, max_size, seed, vae_steps, dit_steps, di
     with step_bar(config.dit_steps, "DiT") as update:
         dit, dit_hist = train_dit(latents, train.labels, config, train.num_classes,
                                   log=lambda s, m, v: update(s + 1, mse=m, vb=v),
-                                  start=previous.transformer if previous else None)
+                                  start=previous.transformer if previous else None, checkpoint=checkpoints["dit"])
     seconds["DiT"] = time.perf_counter() - start
-    write_prior(out, dit, vae, config, vae_hist, dit_hist, seconds, train, test, classifier_epochs,
-                samples_per_class, echo, device=device_name, previous_config=previous_config)
+    metrics = write_prior(out, dit, vae, config, vae_hist, dit_hist, seconds, train, test, classifier_epochs,
+                          samples_per_class, echo, device=device_name, previous_config=previous_config)
+    for c in checkpoints.values():      # a finished prior is its folder; the checkpoints would double its size
+        c.remove()
+    return metrics
 
 
 def _previous_config(folder: Path) -> dict | None:

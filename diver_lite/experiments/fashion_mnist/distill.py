@@ -10,6 +10,7 @@ import torch
 from diver_lite.experiments.fashion_mnist.dsa import STRATEGY, augment
 from diver_lite.core.prepare import from_unit
 from diver_lite.experiments.fashion_mnist.students import ConvNet
+from diver_lite.experiments.loop_state import resume, snapshot
 
 
 def random_real(images01: np.ndarray, labels: np.ndarray, ipc: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -22,10 +23,11 @@ def random_real(images01: np.ndarray, labels: np.ndarray, ipc: int, seed: int = 
 
 def distill_dm(images01: np.ndarray, labels: np.ndarray, ipc: int, iterations: int = 200, seed: int = 0,
                batch_real: int = 256, lr_img: float = 1.0, width: int = 128, depth: int = 3,
-               strategy: str = STRATEGY, log: Callable[[int, float], None] | None = None):
+               strategy: str = STRATEGY, log: Callable[[int, float], None] | None = None, checkpoint=None):
     """DM from real-image initialisation: each iteration draws a fresh random ConvNet and, per class, matches the
     mean embedding of a real batch and of the synthetic images under the same DSA draw. SGD (momentum 0.5) on the
-    pixels. Returns (images [C*ipc, 3, H, W] ImageNet-normalised, labels [C*ipc], losses)."""
+    pixels. Returns (images [C*ipc, 3, H, W] ImageNet-normalised, labels [C*ipc], losses). `checkpoint`: a
+    pipeline.checkpoint.Checkpoint to resume from and save to (the result is the same, interrupted or not)."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     real = torch.from_numpy(from_unit(images01, "imagenet").astype(np.float32))
@@ -35,8 +37,11 @@ def distill_dm(images01: np.ndarray, labels: np.ndarray, ipc: int, iterations: i
     init, init_labels = random_real(images01, labels, ipc, seed)
     syn = torch.from_numpy(init).clone().requires_grad_(True)
     opt = torch.optim.SGD([syn], lr=lr_img, momentum=0.5)
-    losses = []
-    for it in range(iterations):
+    losses, first, parts = [], 0, {"syn": syn, "opt": opt}
+    saved = checkpoint.load() if checkpoint else None
+    if saved:
+        first, losses = resume(saved, parts, g)
+    for it in range(first, iterations):
         net = ConvNet(width=width, depth=depth, size=real.shape[-1]).train()
         net.requires_grad_(False)
         loss = torch.zeros(())
@@ -54,6 +59,8 @@ def distill_dm(images01: np.ndarray, labels: np.ndarray, ipc: int, iterations: i
         losses.append(float(loss.detach()))
         if log and (it % 20 == 0 or it == iterations - 1):
             log(it, losses[-1])
+        if checkpoint and checkpoint.due():
+            checkpoint.save(snapshot(it + 1, losses, parts, g))
     return syn.detach().numpy(), init_labels, losses
 
 

@@ -19,6 +19,7 @@ from diver_lite.core.prepare import from_unit
 from diver_lite.experiments.fashion_mnist.distill import random_real
 from diver_lite.experiments.fashion_mnist.dsa import STRATEGY, augment
 from diver_lite.experiments.fashion_mnist.students import ConvNet
+from diver_lite.experiments.loop_state import resume, snapshot
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,9 @@ def train_experts(images01: np.ndarray, labels: np.ndarray, cfg: MTTConfig,
 
 
 def distill_mtt(images01: np.ndarray, labels: np.ndarray, experts: list[torch.Tensor], ipc: int, cfg: MTTConfig,
-                log: Callable[[int, float, float], None] | None = None):
-    """Returns (images [C*ipc, 3, H, W] ImageNet-normalised, labels [C*ipc], the learned lr, losses)."""
+                log: Callable[[int, float, float], None] | None = None, checkpoint=None):
+    """Returns (images [C*ipc, 3, H, W] ImageNet-normalised, labels [C*ipc], the learned lr, losses).
+    `checkpoint`: a pipeline.checkpoint.Checkpoint to resume from and save to (same result, interrupted or not)."""
     if max(cfg.max_start_epoch + cfg.expert_epochs, 1) > experts[0].shape[0] - 1:
         raise ValueError(f"experts have {experts[0].shape[0] - 1} epochs; max_start_epoch + expert_epochs = "
                          f"{cfg.max_start_epoch + cfg.expert_epochs}")
@@ -97,8 +99,12 @@ def distill_mtt(images01: np.ndarray, labels: np.ndarray, experts: list[torch.Te
     opt_lr = torch.optim.SGD([syn_lr], lr=cfg.lr_lr, momentum=0.5)
     net = ConvNet(num_classes, cfg.width, size=size).train()
     batch = cfg.batch_syn or len(syn)
-    losses = []
-    for it in range(cfg.iterations):
+    losses, first = [], 0
+    parts = {"syn": syn, "syn_lr": syn_lr, "opt_img": opt_img, "opt_lr": opt_lr}
+    saved = checkpoint.load() if checkpoint else None
+    if saved:
+        first, losses = resume(saved, parts, g)
+    for it in range(first, cfg.iterations):
         expert = experts[int(torch.randint(len(experts), (1,), generator=g))]
         start = int(torch.randint(cfg.max_start_epoch, (1,), generator=g)) if cfg.max_start_epoch > 0 else 0
         begin, target = expert[start], expert[start + cfg.expert_epochs]
@@ -124,4 +130,6 @@ def distill_mtt(images01: np.ndarray, labels: np.ndarray, experts: list[torch.Te
         losses.append(float(loss.detach()))
         if log:
             log(it, losses[-1], float(syn_lr.detach()))
+        if checkpoint and checkpoint.due():
+            checkpoint.save(snapshot(it + 1, losses, parts, g))
     return syn.detach().numpy(), syn_labels, float(syn_lr.detach()), losses

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from diver_lite.models.diver_models import DIT_SCHEDULE, DiverModels
 from diver_lite.models.tying import equalize_embedders, tie_embedders
 from diver_lite.core.schedule import alphas_cumprod
+from diver_lite.experiments.loop_state import Batches, resume, snapshot
 
 
 @dataclass(frozen=True)
@@ -59,29 +60,25 @@ def build_dit(cfg: PriorConfig, latent_size: int, num_classes: int = 10):
                                  patch_size=cfg.dit_patch, num_embeds_ada_norm=num_classes, norm_num_groups=32)
 
 
-def _batches(n: int, batch: int, steps: int, g: torch.Generator):
-    perm, k = torch.randperm(n, generator=g), 0
-    for _ in range(steps):
-        if k + batch > n:
-            perm, k = torch.randperm(n, generator=g), 0
-        yield perm[k:k + batch]
-        k += batch
-
-
 def train_vae(images: np.ndarray, cfg: PriorConfig, log: Callable[[int, float], None] | None = None,
-              device: str | torch.device = "cpu"):
+              device: str | torch.device = "cpu", checkpoint=None):
     """images: float32 [N, 3, 32, 32] in [0, 1]. L1 reconstruction + a small KL, as the SD VAEs (without their
     GAN and LPIPS terms). Afterwards scaling_factor = 1 / std of the latents, as for sd-vae (0.18215). The random
-    draws (batches, posterior samples) come from one CPU generator on any device."""
+    draws (batches, posterior samples) come from one CPU generator on any device. `checkpoint`: a
+    pipeline.checkpoint.Checkpoint to resume from and save to (the result is the same, interrupted or not)."""
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     vae = build_vae(cfg).to(device).train()
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.vae_steps)
     x_all = (torch.from_numpy(images) * 2 - 1).to(device)
-    history = []
-    for step, idx in enumerate(_batches(len(x_all), cfg.vae_batch, cfg.vae_steps, g)):
-        x = x_all[idx.to(device)]
+    history, batches, first = [], Batches(len(x_all), cfg.vae_batch, g), 0
+    parts = {"vae": vae, "opt": opt, "sched": sched, "batches": batches}
+    saved = checkpoint.load() if checkpoint else None
+    if saved:
+        first, history = resume(saved, parts, g)
+    for step in range(first, cfg.vae_steps):
+        x = x_all[batches.next().to(device)]
         post = vae.encode(x).latent_dist
         rec = vae.decode(post.sample(generator=g)).sample    # a CPU generator: diffusers draws on the CPU
         loss = (rec - x).abs().mean() + cfg.vae_kl_weight * post.kl().mean()
@@ -92,6 +89,8 @@ def train_vae(images: np.ndarray, cfg: PriorConfig, log: Callable[[int, float], 
         history.append(float(loss.detach()))
         if log and (step % 100 == 0 or step == cfg.vae_steps - 1):
             log(step, float(loss.detach()))
+        if checkpoint and (checkpoint.due() or step == cfg.vae_steps - 1):
+            checkpoint.save(snapshot(step + 1, history, parts, g))
     vae.eval()
     with torch.no_grad():
         means = torch.cat([vae.encode(x_all[i:i + 256]).latent_dist.mean for i in range(0, min(4096, len(x_all)), 256)])
@@ -149,10 +148,12 @@ def lr_factor(step: int, cfg: PriorConfig) -> float:
 
 
 def train_dit(latents: torch.Tensor, labels: np.ndarray, cfg: PriorConfig, num_classes: int = 10,
-              log: Callable[[int, float, float], None] | None = None, start: torch.nn.Module | None = None):
+              log: Callable[[int, float, float], None] | None = None, start: torch.nn.Module | None = None,
+              checkpoint=None):
     """Returns (EMA DiT, history of (mse, vb)), trained on the latents' device; the random draws (batches, t, noise)
     come from one CPU generator on any device. `start`: a DiT of cfg's size whose weights training continues from
-    (its optimizer state is not kept: AdamW and the EMA start afresh from these weights, after a new warm-up)."""
+    (its optimizer state is not kept: AdamW and the EMA start afresh from these weights, after a new warm-up).
+    `checkpoint`: as train_vae's."""
     device = latents.device
     torch.manual_seed(cfg.seed + 1)
     g = torch.Generator().manual_seed(cfg.seed + 1)
@@ -171,9 +172,14 @@ def train_dit(latents: torch.Tensor, labels: np.ndarray, cfg: PriorConfig, num_c
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
     abar = torch.from_numpy(alphas_cumprod(DIT_SCHEDULE)).to(device)
     y_all = torch.from_numpy(labels).long().to(device)
-    history = []
-    for step, idx in enumerate(_batches(len(latents), cfg.dit_batch, cfg.dit_steps, g)):
-        idx = idx.to(device)
+    history, batches, first = [], Batches(len(latents), cfg.dit_batch, g), 0
+    parts = {"dit": dit, "ema": ema, "opt": opt, "sched": sched, "batches": batches}
+    saved = checkpoint.load() if checkpoint else None
+    if saved:
+        first, history = resume(saved, parts, g)
+        history = [tuple(h) for h in history]
+    for step in range(first, cfg.dit_steps):
+        idx = batches.next().to(device)
         x0, y = latents[idx], y_all[idx]
         t = torch.randint(0, len(abar), (len(idx),), generator=g).to(device)
         noise = torch.randn(x0.shape, generator=g).to(device)
@@ -190,6 +196,8 @@ def train_dit(latents: torch.Tensor, labels: np.ndarray, cfg: PriorConfig, num_c
         history.append((float(mse.detach()), float(vb.detach())))
         if log and (step % 200 == 0 or step == cfg.dit_steps - 1):
             log(step, *history[-1])
+        if checkpoint and (checkpoint.due() or step == cfg.dit_steps - 1):
+            checkpoint.save(snapshot(step + 1, history, parts, g))
     return ema.module.eval().requires_grad_(False), history
 
 
