@@ -135,7 +135,7 @@ def test_overwrite_replaces_the_whole_earlier_output(tmp_path, dm_file):
     assert len(list((out / "png").rglob("*.png"))) == 6
     recover(dm_file, out, "--overwrite")                              # --no-png this time
     assert not (out / "png").exists() and not (out / "grid.png").exists()
-    assert sorted(p.name for p in out.iterdir()) == [".diver-lite", "dm_set.pt", "report.json", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == [".diver-lite", "dm_set.pt", "report.json", "report.md", "run.toml"]
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -187,7 +187,7 @@ def test_imported_runs_outside_0_100_are_refused_before_anything_is_written(tmp_
     assert not (tmp_path / "ev2" / "results.png").exists()
 
 
-@pytest.mark.parametrize("name", ["report.json", "png", "grid.png"])
+@pytest.mark.parametrize("name", ["report.json", "png", "grid.png", "run.toml"])
 def test_a_set_named_like_the_runs_own_outputs_is_refused_up_front(tmp_path, name):
     if name == "png":                                   # an image folder named png: previews would mix with it
         src = tmp_path / "png"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[1] / "diver_lite"
 # Lowest first; a package may import its own layer's modules only within itself.
-LAYERS = [("errors",), ("registry", "machine", "output_policy"), ("core",), ("layouts",), ("models",),
+LAYERS = [("errors",), ("registry", "machine", "output_policy", "options"), ("core",), ("layouts",), ("models",),
           ("memory", "export"), ("backends",), ("experiments", "pipeline"), ("profiling",), ("cli", "__init__")]
 RANK = {name: k for k, names in enumerate(LAYERS) for name in names}
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import click
 
+from diver_lite.cli.dataclass_options import SectionedCommand, dataclass_options, given
 from diver_lite.core.config import RecoverConfig
 from diver_lite.errors import ConfigError
 
@@ -24,7 +25,7 @@ Outputs: profile.json, profile.md, profile.png.
 """
 
 
-@click.command(epilog=EXAMPLE, context_settings={"show_default": True})
+@click.command(cls=SectionedCommand, epilog=EXAMPLE, context_settings={"show_default": True})
 @click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Report folder.")
 @click.option("--model", default=None, help="As for recover.  [default: the embedded Fashion-MNIST prior]")
@@ -36,10 +37,8 @@ Outputs: profile.json, profile.md, profile.png.
               help="Images to recover per plan (the first of INPUT, or of the real Fashion-MNIST test split).")
 @click.option("--layout", default=None, help="INPUT's layout; detected when omitted.")
 @click.option("--subset", default=None, help="ImageNet class map for INPUT's labels (as for recover).")
-@click.option("--t-init", type=click.IntRange(min=0), default=10, help="As for recover.")
-@click.option("--steps", type=click.IntRange(min=1), default=15, help="As for recover.")
+@dataclass_options(RecoverConfig)
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, help="Images per DiT batch.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, help="Run seed (the same for every plan).")
 @click.option("--judge/--no-judge", default=None, help="Report how often a real-data classifier agrees with the "
               "reference.  [default: on for the embedded default]")
 @click.option("--timeout", type=click.FloatRange(min=1), default=None, help="Seconds per plan before it is "
@@ -48,8 +47,8 @@ Outputs: profile.json, profile.md, profile.png.
               help="An exported folder (diver-lite export) for the ONNX Runtime plans ort-fp32, ort-fp16, ort-int8 "
               "(+resident: all graphs held); repeat it for each precision.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous report in -o.")
-def profile(input_path, out, model, vae, device, plans, num_images, layout, subset, t_init, steps, batch_size,
-            seed, judge, timeout, onnx_dirs, overwrite):
+def profile(input_path, out, model, vae, device, plans, num_images, layout, subset, batch_size, judge, timeout,
+            onnx_dirs, overwrite, **recovery):
     """Profile runtime plans against the fp32 reference on the same images and seeds.
 
     Reports peak memory (CPU: peak RSS of each plan's process; CUDA: torch's peak allocation and the driver's
@@ -65,7 +64,7 @@ def profile(input_path, out, model, vae, device, plans, num_images, layout, subs
     from diver_lite.profiling.profile import profile as run_profile
     from diver_lite.memory.runtime import sizes_for
 
-    config = RecoverConfig(t_init=t_init, steps=steps, batch_size=batch_size, seed=seed)
+    config = RecoverConfig(**given(RecoverConfig, recovery), batch_size=batch_size)   # the same for every plan
     dev = resolve_device(device).type
     plan_list = [parse_plan(p) for p in (plans.split(",") if plans else DEFAULT_PLANS[dev]) if p.strip()]
     if not plan_list:

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import click
 
-from diver_lite.core.config import LABEL_PHASES, METHOD_PRESETS, PIXEL_RANGES, PRESET_TABLES, SAMPLERS
-from diver_lite.core.controls import CONTROLS
-from diver_lite.core.guidance import GUIDANCE_TARGETS
-from diver_lite.layouts import LAYOUTS
+from diver_lite.cli.dataclass_options import SectionedCommand, dataclass_options, given, section_option
+from diver_lite.cli.recover_settings import resolve_config
+from diver_lite.cli.runtime_options import (BATCH_SIZE, RUNTIME_HELP, optgroup_runtime, runtime_from_options,
+                                            runtime_names)
+from diver_lite.core.config import METHOD_PRESETS, PRESET_TABLES, RecoverConfig
 from diver_lite.core.prepare import PIXEL_SPACES
 from diver_lite.errors import ConfigError, InputError
-from diver_lite.cli.recover_settings import resolve_config
-from diver_lite.cli.runtime_options import BATCH_SIZE, RUNTIME_HELP, optgroup_runtime, runtime_from_options
+from diver_lite.layouts import LAYOUTS
 
 EXAMPLE = """
 \b
@@ -41,16 +41,6 @@ Examples:
 """
 
 
-def _window(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        low, high = (int(v) for v in value.split(":"))
-    except ValueError:
-        raise click.BadParameter("give LOW:HIGH, e.g. 0:6")
-    return low, high
-
-
 def _class_map(path: Path | None):
     if path is None:
         return None
@@ -63,105 +53,86 @@ def _class_map(path: Path | None):
     return parse_class_map_json(text, str(path))
 
 
-@click.command(epilog=EXAMPLE + RUNTIME_HELP, context_settings={"show_default": True})
+IO, MODEL, RUN = "Input and output", "Model and backend", "Run"
+
+
+@click.command(cls=SectionedCommand, epilog=EXAMPLE + RUNTIME_HELP, context_settings={"show_default": True})
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
-              help="Output folder: the recovered set in the input's layout, png/, grid.png, report.json/.md.")
-@click.option("--layout", type=click.Choice(LAYOUTS), default=None, help="Input layout; detected when omitted.")
-@click.option("--pixel-space", type=click.Choice(PIXEL_SPACES + ("zca",)), default=None,
-              help="Pixel space of the stored images: unit [0,1], symmetric [-1,1], or normalised with a named "
-              "mean/std (imagenet; glad-imagenet for GLaD's sets; cifar10, cifar100; fashion-mnist, mnist for grey "
-              "sets). zca: ZCA-whitened (MTT --zca), needs --zca. Default: the layout's convention, with a warning "
-              "when the values contradict it.")
-@click.option("--pixel-mean", default=None, metavar="M[,M,M]", help="Normalisation mean per channel (with "
-              "--pixel-std), for a set normalised with statistics of its own.")
-@click.option("--pixel-std", default=None, metavar="S[,S,S]", help="Normalisation std per channel.")
-@click.option("--zca", type=click.Path(path_type=Path), default=None,
-              help="The whitening of a ZCA set: an .npz with 'mean' [D] and 'transform' [D, D] (kornia "
-              "ZCAWhitening's mean_vector and transform_matrix); the set is recovered un-whitened and whitened back.")
-@click.option("--experiment", type=click.IntRange(min=0), default=None,
-              help="DM files hold one [X, y] per experiment: recover only entry K (default: every one).")
-@click.option("--subset", default=None, help="Built-in ImageNet class map (imagenette, imagewoof, imagemeow, "
-              "imagesquawk, imagefruit, imageyellow) or 'identity'.")
-@click.option("--class-map", type=click.Path(path_type=Path), default=None,
-              help="JSON list of DiT class ids, one per local label.")
-@click.option("--model", default=None, help="Diffusers DiT folder, original DiT .pt, repo id in the local HF "
-              "cache, or tiny-random (random weights).  [default: the embedded Fashion-MNIST prior]")
-@click.option("--vae", default=None, help="AutoencoderKL folder or cached repo id (needed with an original .pt).")
-@click.option("--timestep-embedding", type=click.Choice(["dit", "diffusers"]), default=None,
-              help="Timestep frequencies the DiT's weights were trained with: dit (Meta's DiT-XL/2: /128) or "
-              "diffusers (/127). Default: what the model folder records; none recorded means Meta's (dit).")
-@click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default=None,
-              help="torch, or ONNX Runtime over graphs from `diver-lite export` (with --onnx).  [default: "
-              "onnxruntime when --onnx is given, else torch]")
+@section_option("-o", "--out", type=click.Path(path_type=Path), required=True, section=IO,
+                help="Output folder: the recovered set in the input's layout, png/, grid.png, report.json/.md, "
+                "run.toml.")
+@section_option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None, section=IO,
+                help="Settings from a TOML file (a run's run.toml repeats that run): the command line wins over "
+                "the file, the file over --method's preset, the preset over the defaults.")
+@section_option("--layout", type=click.Choice(LAYOUTS), default=None, section=IO,
+                help="Input layout; detected when omitted.")
+@section_option("--pixel-space", type=click.Choice(PIXEL_SPACES + ("zca",)), default=None, section=IO,
+                help="Pixel space of the stored images: unit [0,1], symmetric [-1,1], or normalised with a named "
+                "mean/std (imagenet; glad-imagenet for GLaD's sets; cifar10, cifar100; fashion-mnist, mnist for grey "
+                "sets). zca: ZCA-whitened (MTT --zca), needs --zca. Default: the layout's convention, with a warning "
+                "when the values contradict it.")
+@section_option("--pixel-mean", default=None, metavar="M[,M,M]", section=IO, help="Normalisation mean per channel "
+                "(with --pixel-std), for a set normalised with statistics of its own.")
+@section_option("--pixel-std", default=None, metavar="S[,S,S]", section=IO, help="Normalisation std per channel.")
+@section_option("--zca", type=click.Path(path_type=Path), default=None, section=IO,
+                help="The whitening of a ZCA set: an .npz with 'mean' [D] and 'transform' [D, D] (kornia "
+                "ZCAWhitening's mean_vector and transform_matrix); the set is recovered un-whitened and whitened "
+                "back.")
+@section_option("--experiment", type=click.IntRange(min=0), default=None, section=IO,
+                help="DM files hold one [X, y] per experiment: recover only entry K (default: every one).")
+@section_option("--subset", default=None, section=IO, help="Built-in ImageNet class map (imagenette, imagewoof, "
+                "imagemeow, imagesquawk, imagefruit, imageyellow) or 'identity'.")
+@section_option("--class-map", type=click.Path(path_type=Path), default=None, section=IO,
+                help="JSON list of DiT class ids, one per local label.")
+@section_option("--no-png", is_flag=True, section=IO, help="Skip png/ and grid.png.")
+@section_option("--max-png", type=click.IntRange(min=0), default=1000, section=IO,
+                help="Write PNGs for at most this many images (the grid shows at most 50).")
+@section_option("--model", default=None, section=MODEL, help="Diffusers DiT folder, original DiT .pt, repo id in "
+                "the local HF cache, or tiny-random (random weights).  [default: the embedded Fashion-MNIST prior]")
+@section_option("--vae", default=None, section=MODEL,
+                help="AutoencoderKL folder or cached repo id (needed with an original .pt).")
+@section_option("--timestep-embedding", type=click.Choice(["dit", "diffusers"]), default=None, section=MODEL,
+                help="Timestep frequencies the DiT's weights were trained with: dit (Meta's DiT-XL/2: /128) or "
+                "diffusers (/127). Default: what the model folder records; none recorded means Meta's (dit).")
+@section_option("--backend", type=click.Choice(["torch", "onnxruntime"]), default=None, section=MODEL,
+                help="torch, or ONNX Runtime over graphs from `diver-lite export` (with --onnx).  [default: "
+                "onnxruntime when --onnx is given, else torch]")
+@section_option("--onnx", "onnx_dir", type=click.Path(path_type=Path), default=None, section=MODEL,
+                help="Folder written by `diver-lite export`, for --backend onnxruntime.")
+@section_option("--provider", default=None, metavar="NAME[,NAME]", section=MODEL,
+                help="ONNX Runtime execution providers in order of preference (cpu, cuda, tensorrt, directml, "
+                "coreml, openvino, or full names); each must be installed. Default: from --device.")
+@section_option("--onnx-graph", type=click.Choice(["dit", "guided_step"]), default="dit", section=MODEL,
+                help="With --backend onnxruntime: dit (the sampler calls the DiT) or guided_step (one exported DIVER "
+                "DDIM step per call: the deployed guided denoiser; DDIM only).")
+@section_option("--ort-sessions", type=click.Choice(["lean", "resident"]), default="lean", section=MODEL,
+                help="With --backend onnxruntime: lean holds one graph at a time (encoder, DiT, decoder: the peak is "
+                "the largest graph's, the DiT loads once per batch); resident holds all three.")
+@section_option("--device", default="auto", section=MODEL, help="auto, cpu, cuda, cuda:N or mps (Apple silicon: "
+                "fp16/bf16).")
 @optgroup_runtime
-@click.option("--onnx", "onnx_dir", type=click.Path(path_type=Path), default=None,
-              help="Folder written by `diver-lite export`, for --backend onnxruntime.")
-@click.option("--provider", default=None, metavar="NAME[,NAME]",
-              help="ONNX Runtime execution providers in order of preference (cpu, cuda, tensorrt, directml, coreml, "
-              "openvino, or full names); each must be installed. Default: from --device.")
-@click.option("--onnx-graph", type=click.Choice(["dit", "guided_step"]), default="dit",
-              help="With --backend onnxruntime: dit (the sampler calls the DiT) or guided_step (one exported DIVER "
-              "DDIM step per call: the deployed guided denoiser; DDIM only).")
-@click.option("--ort-sessions", type=click.Choice(["lean", "resident"]), default="lean",
-              help="With --backend onnxruntime: lean holds one graph at a time (encoder, DiT, decoder: the peak is the "
-              "largest graph's, the DiT loads once per batch); resident holds all three.")
-@click.option("--method", type=click.Choice(sorted(METHOD_PRESETS)), default=None,
-              help="Distillation method: takes its preset for --ipc (see --presets); an option given on the command "
-              "line (--t-init, --steps, ...) overrides the preset's value.")
-@click.option("--ipc", type=click.IntRange(min=1), default=1, help="Images per class, with --method.")
-@click.option("--presets", type=click.Choice(("auto", *PRESET_TABLES)), default="auto",
-              help="Settings table: paper (the DIVER paper's: t_init 25, all 50 steps, guidance 0.1 in the window "
-              "25:40 pulling the running latent, labels on every step; NCFM 0.02), predd (PReDD's t_init/K per "
-              "--method; imagenet is its old name), fashion-mnist (the embedded prior's, chosen on a validation "
-              "split). auto: paper for any --model, fashion-mnist per --method with the embedded prior.")
-@click.option("--t-init", type=click.IntRange(min=0), default=None, help="Sampling index the inherited latent is "
-              "noised to (of --sampling-steps).  [default: 10]")
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="K, reverse steps run at indices "
-              "K-1..0.  [default: 15]")
-@click.option("--align/--no-align", default=False, help="Start the reverse process at t_init (K = t_init + 1).")
-@click.option("--sampling-steps", type=click.IntRange(min=2), default=50, help="Respaced schedule length S.")
-@click.option("--cfg-scale", type=click.FloatRange(min=0), default=4.0, help="Classifier-free guidance scale s.")
-@click.option("--cfg-channels", type=click.Choice(["3", "4"]), default="3",
-              help="Latent channels CFG acts on: 3 as the original DiT, 4 as diffusers.")
-@click.option("--guidance-scale", type=click.FloatRange(min=0), default=0.5,
-              help="Semantic guidance lambda; 0 turns it off (PReDD).")
-@click.option("--guidance-window", callback=_window, default=None, metavar="LOW:HIGH",
-              help="Step indices where guidance acts.  [default: 0:floor(K/2)-1]")
-@click.option("--no-sigma-scaling", is_flag=True, help="Do not scale the guidance by the learned sigma.")
-@click.option("--guidance-target", type=click.Choice(GUIDANCE_TARGETS), default=None,
-              help="What the guidance pulls toward the inherited latent: x0, the predicted clean latent (PReDD's "
-              "code), or xt, the running latent (the DIVER paper's equation).  [default: the table's: xt with "
-              "--presets paper, x0 otherwise; with --onnx-graph guided_step, the graph's]")
-@click.option("--control", type=click.Choice(CONTROLS), default="none",
-              help="Run a control instead of DIVER, written like a recovery: round-trip (the VAE alone: encode, "
-              "decode), raw-dit (class-conditional DiT samples from noise over the whole schedule, no inheritance), "
-              "projection (no model: clip to the pixel range), projection-grey (also each pixel's channel mean).")
-@click.option("--label-phase", type=click.Choice(LABEL_PHASES), default="concrete",
-              help="concrete: labels, CFG and guidance only in the late phase; all: every step (PReDD).")
-@click.option("--sampler", type=click.Choice(SAMPLERS), default="ddim", help="ddim (eta=0) or ddpm (PReDD).")
-@click.option("--pixel-range", type=click.Choice(PIXEL_RANGES), default="auto",
-              help="auto: map the input's pixel space to the VAE's [-1,1]; raw: feed stored values (PReDD).")
-@click.option("--keep-size", is_flag=True, help="Write the model-size (e.g. 256²) result, not the input size.")
-@click.option("--batch-size", type=BATCH_SIZE, default="4", metavar="N|auto", help="Images per DiT batch; auto: "
-              "the largest whose estimated peak fits --vram-budget/--ram-budget (the VAE sliced if that fits more).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, help="Run seed; each image has its own stream.")
-@click.option("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (Apple silicon: fp16/bf16).")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run in the same -o folder.")
-@click.option("--overwrite", is_flag=True, help="Replace a previous run in the -o folder.")
-@click.option("--no-png", is_flag=True, help="Skip png/ and grid.png.")
-@click.option("--max-png", type=click.IntRange(min=0), default=1000,
-              help="Write PNGs for at most this many images (the grid shows at most 50).")
-@click.option("--shard", default=None, metavar="K/N", help="Recover only shard K of N (0-based). Under torchrun "
-              "or accelerate launch it is read from RANK/WORLD_SIZE; the last shard to finish writes the set.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, experiment, subset, class_map, model,
-            vae, timestep_embedding, backend, onnx_dir, provider, onnx_graph, ort_sessions,
-            method, ipc, presets,
-            t_init, steps, align,
-            sampling_steps, cfg_scale, cfg_channels, guidance_scale, guidance_window, no_sigma_scaling,
-            guidance_target, control, label_phase, sampler, pixel_range, keep_size, batch_size, seed, device, resume,
-            overwrite, no_png, max_png, shard, quiet, **runtime_options):
+@section_option("--method", type=click.Choice(sorted(METHOD_PRESETS)), default=None, section="Recovery",
+                help="Distillation method: takes its preset for --ipc (see --presets); an option given on the "
+                "command line (--t-init, --steps, ...) overrides the preset's value.")
+@section_option("--ipc", type=click.IntRange(min=1), default=1, section="Recovery",
+                help="Images per class, with --method.")
+@section_option("--presets", type=click.Choice(("auto", *PRESET_TABLES)), default="auto", section="Recovery",
+                help="Settings table: paper (the DIVER paper's: t_init 25, all 50 steps, guidance 0.1 in the window "
+                "25:40 pulling the running latent, labels on every step; NCFM 0.02), predd (PReDD's t_init/K per "
+                "--method; imagenet is its old name), fashion-mnist (the embedded prior's, chosen on a validation "
+                "split). auto: paper for any --model, fashion-mnist per --method with the embedded prior.")
+@dataclass_options(RecoverConfig)
+@section_option("--batch-size", type=BATCH_SIZE, default="4", metavar="N|auto", section=RUN,
+                help="Images per DiT batch; auto: the largest whose estimated peak fits --vram-budget/--ram-budget "
+                "(the VAE sliced if that fits more).")
+@section_option("--resume", is_flag=True, section=RUN, help="Continue an interrupted run in the same -o folder.")
+@section_option("--overwrite", is_flag=True, section=RUN, help="Replace a previous run in the -o folder.")
+@section_option("--shard", default=None, metavar="K/N", section=RUN, help="Recover only shard K of N (0-based). "
+                "Under torchrun or accelerate launch it is read from RANK/WORLD_SIZE; the last shard to finish "
+                "writes the set.")
+@section_option("-q", "--quiet", is_flag=True, section=RUN, help="No progress bar.")
+@click.pass_context
+def recover(ctx, **params):
     """Recover a distilled set with DIVER (semantic inheritance, guidance and fusion).
 
     INPUT is a distilled set: a DM .pt, an MTT/EDF or GLaD folder (images_best.pt), an NCFM .pt, an image
@@ -169,27 +140,26 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
     """
     from tqdm import tqdm
 
+    from diver_lite.cli.config_file import apply_file, read_config
     from diver_lite.pipeline.engine import EngineSpec
     from diver_lite.pipeline.run import RunOptions
     from diver_lite.pipeline.run import recover as run_recover
     from diver_lite.pipeline.run_state import Shard
-    if resume and overwrite:
+
+    from_file = read_config(params["config_file"], ctx.command, ctx) if params["config_file"] else {}
+    p = apply_file(ctx, params, from_file)
+    if p["resume"] and p["overwrite"]:
         raise ConfigError("--resume and --overwrite contradict each other", "pass only one of them")
-    pixel_space = _pixel_space(pixel_space, pixel_mean, pixel_std)
-    backend = backend or ("onnxruntime" if onnx_dir is not None else "torch")
-    options = dict(align=align, num_sampling_steps=sampling_steps, cfg_scale=cfg_scale,
-                   cfg_channels=int(cfg_channels), guidance_scale=guidance_scale, guidance_window=guidance_window,
-                   sigma_scaling=not no_sigma_scaling, control=control,
-                   label_phase=label_phase, sampler=sampler,
-                   pixel_range=pixel_range, keep_size=keep_size, seed=seed,
-                   batch_size=1 if batch_size == "auto" else batch_size)
-    if guidance_target is not None:
-        options["guidance_target"] = guidance_target
-    if t_init is not None:
-        options["t_init"] = t_init
-    if steps is not None:
-        options["steps"] = steps
-    config = resolve_config(options, method, ipc, presets, model, backend, onnx_dir, onnx_graph)
+    pixel_space = _pixel_space(p["pixel_space"], p["pixel_mean"], p["pixel_std"])
+    backend = p["backend"] or ("onnxruntime" if p["onnx_dir"] is not None else "torch")
+    on_line = given(RecoverConfig, {k: v for k, v in params.items() if k not in from_file or
+                                    ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT})
+    in_file = given(RecoverConfig, {k: v for k, v in from_file.items() if k not in on_line})
+    batch_size = p["batch_size"]
+    config = resolve_config(on_line, in_file, p["method"], p["ipc"], p["presets"], p["model"], backend,
+                            p["onnx_dir"], p["onnx_graph"], batch_size=1 if batch_size == "auto" else batch_size)
+    quiet, out = p["quiet"], p["out"]
+    runtime_options = {k: p[k] for k in runtime_names()}
 
     bar = None
 
@@ -208,19 +178,20 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
             click.echo(msg, err=True)
     with stop_after_batch_on_sigint(log) as should_stop:
         try:
-            engine = EngineSpec(backend=backend, model=model, vae=vae, device=device, onnx_dir=onnx_dir,
-                                onnx_graph=onnx_graph, provider=provider, timestep_embedding=timestep_embedding,
-                                ort_sessions=ort_sessions,
+            engine = EngineSpec(backend=backend, model=p["model"], vae=p["vae"], device=p["device"],
+                                onnx_dir=p["onnx_dir"], onnx_graph=p["onnx_graph"], provider=p["provider"],
+                                timestep_embedding=p["timestep_embedding"], ort_sessions=p["ort_sessions"],
                                 auto_batch=batch_size == "auto", **runtime_from_options(runtime_options, backend))
-            options = RunOptions(layout=layout, pixel_space=pixel_space, experiment=experiment, zca=zca,
-                                 subset=subset, class_map=_class_map(class_map), resume=resume, overwrite=overwrite,
-                                 write_pngs=not no_png, max_png=max_png,
-                                 shard=_shard(shard) if shard else Shard.from_env())
-            report = run_recover(input_path, out, config, engine, options, progress=progress, log=log,
+            options = RunOptions(layout=p["layout"], pixel_space=pixel_space, experiment=p["experiment"],
+                                 zca=p["zca"], subset=p["subset"], class_map=_class_map(p["class_map"]),
+                                 resume=p["resume"], overwrite=p["overwrite"], write_pngs=not p["no_png"],
+                                 max_png=p["max_png"], shard=_shard(p["shard"]) if p["shard"] else Shard.from_env())
+            report = run_recover(p["input_path"], out, config, engine, options, progress=progress, log=log,
                                  should_stop=should_stop)
         finally:
             if bar is not None:
                 bar.close()
+    _write_run_toml(ctx, p, config, backend)
     t = report["timings_s"]
     per = f", {t['per_image']:.2f} s/image" if "per_image" in t else ""
     if not report["merged"]:
@@ -233,6 +204,20 @@ def recover(input_path, out, layout, pixel_space, pixel_mean, pixel_std, zca, ex
     moved = f", {change['psnr_db_mean']} dB from their inputs on average" if change else ""
     click.echo(f"Recovered {report['input']['images']} images ({report['images_this_run']} this run{per}) in "
                f"{t['total']:.1f} s{moved} -> {report['output']['set']}; report: {Path(out) / 'report.md'}")
+
+
+def _write_run_toml(ctx, p: dict, config, backend: str) -> None:
+    """OUT/run.toml: the recovery settings that ran (every field, the preset resolved) and the other options."""
+    from dataclasses import fields
+
+    from diver_lite.cli.config_file import write_run_toml
+
+    recovery = {f.name: getattr(config, f.name) for f in fields(config) if "cli" in f.metadata}
+    recovery["guidance_window"] = list(config.window)
+    used = {**p, "backend": backend, "method": None, "presets": None, "ipc": None}   # the settings are resolved
+    write_run_toml(Path(p["out"]) / "run.toml", ctx.command, used, recovery,
+                   "diver-lite recover settings of this run. Repeat it with\n  diver-lite recover SET -o OUT "
+                   "--config run.toml\n(the command line wins over this file).")
 
 
 def _pixel_space(named: str | None, mean: str | None, std: str | None) -> str | None:

@@ -1,34 +1,27 @@
 """Which settings a `recover` command line runs: the preset table (the paper's for any model, the embedded
-prior's own for it), the options written on the line over the table's values, and an exported guided step's
-guidance target when none was asked for."""
+prior's own for it), a --config file's values over the table's, the options written on the line over both, and an
+exported guided step's guidance target when none was asked for."""
 
 import json
 from pathlib import Path
 
-import click
-
 from diver_lite.core.config import RecoverConfig
 from diver_lite.models.source import is_embedded_prior
 
-# RecoverConfig fields whose option has another name (for "was it given on the command line?").
-_PARAM = {"num_sampling_steps": "sampling_steps", "sigma_scaling": "no_sigma_scaling"}
 
-
-def resolve_config(options: dict, method: str | None, ipc: int, presets: str, model, backend: str,
-                   onnx_dir: Path | None, onnx_graph: str) -> RecoverConfig:
-    """`options`: RecoverConfig fields from the command line (defaults included); the table's values win over
-    the defaults, the options written on the line over the table."""
+def resolve_config(on_line: dict, in_file: dict, method: str | None, ipc: int, presets: str, model, backend: str,
+                   onnx_dir: Path | None, onnx_graph: str, batch_size: int = 4) -> RecoverConfig:
+    """The one place where the layers meet: RecoverConfig fields given on the command line (`on_line`) win over
+    those of a --config file (`in_file`), both over the preset table's values for `method` and `ipc`, and all over
+    the dataclass defaults. Without a --guidance-target anywhere, an exported guided step runs its own."""
     manifest = _manifest(onnx_dir) if backend == "onnxruntime" else {}
     table = presets if presets != "auto" else "fashion-mnist" if _embedded(model, manifest) else "paper"
-    source = click.get_current_context().get_parameter_source
+    values = {**in_file, **on_line, "batch_size": batch_size}
     if method is not None or table == "paper":
-        preset = RecoverConfig.preset_values(method, ipc, table)
-        options = {k: v for k, v in options.items()
-                   if k not in preset or source(_PARAM.get(k, k)) is not click.core.ParameterSource.DEFAULT}
-        config = RecoverConfig.from_preset(method, ipc, table, **options)
+        config = RecoverConfig.from_preset(method, ipc, table, **values)
     else:
-        config = RecoverConfig(**options)
-    if onnx_graph == "guided_step" and source("guidance_target") is click.core.ParameterSource.DEFAULT and manifest:
+        config = RecoverConfig(**values)
+    if onnx_graph == "guided_step" and "guidance_target" not in values and manifest:
         # what the graph was exported with (a manifest from before the option: x0)
         config = config.replace(guidance_target=manifest.get("guidance_target", "x0"))
     return config

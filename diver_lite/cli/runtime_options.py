@@ -54,28 +54,37 @@ class BatchSize(click.ParamType):
 BATCH_SIZE = BatchSize()
 
 
+def runtime_names() -> list[str]:
+    from diver_lite.memory.plan import TACTICS
+
+    return [t.name for t in TACTICS] + ["vram_budget", "ram_budget"]
+
+
 def optgroup_runtime(f):
     """One option per memory tactic (memory/tactics/), then the budgets that choose a plan."""
     from diver_lite.memory.plan import TACTICS
 
+    from diver_lite.cli.dataclass_options import SectionOption
+
+    memory = {"cls": SectionOption, "section": "Memory"}
     options = []
     for tactic in TACTICS:
         if tactic.default is True:   # on unless turned off: --x/--no-x
             options.append(click.option(f"{tactic.option}/--no-{tactic.option[2:]}", tactic.name, default=True,
-                                        help=tactic.help))
+                                        help=tactic.help, **memory))
         elif isinstance(tactic.default, bool):
-            options.append(click.option(tactic.option, tactic.name, is_flag=True, help=tactic.help))
+            options.append(click.option(tactic.option, tactic.name, is_flag=True, help=tactic.help, **memory))
         else:
             options.append(click.option(tactic.option, tactic.name, default=tactic.cli_default, metavar=tactic.metavar,
                                         type=click.Choice(tactic.choices) if tactic.choices else None,
-                                        help=tactic.help))
+                                        help=tactic.help, **memory))
     options += [
         click.option("--vram-budget", type=BUDGET, default=None, metavar="GB|auto",
                      help="Choose the fastest plan whose estimated peak GPU memory fits (CUDA); auto: the device's "
-                     "free memory less a 10 % margin."),
+                     "free memory less a 10 % margin.", **memory),
         click.option("--ram-budget", type=BUDGET, default=None, metavar="GB|auto",
                      help="Choose the fastest plan whose estimated peak RAM fits (CPU); auto: this process's memory "
-                     "plus 90 % of what the system has available."),
+                     "plus 90 % of what the system has available.", **memory),
     ]
     for option in reversed(options):
         f = option(f)

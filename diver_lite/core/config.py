@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from diver_lite.core.controls import CONTROLS
 from diver_lite.core.guidance import GUIDANCE_TARGETS
 from diver_lite.errors import ConfigError
+from diver_lite.options import option
 from diver_lite.registry import discover
 
 SAMPLERS = tuple(s.name for s in discover("diver_lite.core.samplers"))   # core/samplers/
@@ -54,24 +55,37 @@ class RecoverConfig:
     """One recovery run. Indices (t_init, steps, the guidance window) are sampling indices of the respaced
     `num_sampling_steps`-step schedule: index i means DiT timestep round(i * 999 / (S - 1))."""
 
-    t_init: int = 10                 # sampling index the inherited latent is noised to
-    steps: int = 15                  # K: reverse steps run, at indices K-1 ... 0
-    align: bool = False              # True: start the reverse process at t_init (K = t_init + 1), unlike PReDD
-    num_sampling_steps: int = 50     # S: the respaced schedule (DiT samples with 50 or 250)
-    cfg_scale: float = 4.0
-    cfg_channels: int = 3            # 3: original DiT guides the first 3 latent channels; 4: diffusers
-    guidance_scale: float = 0.5      # lambda of the semantic guidance; 0 turns it off (PReDD)
-    guidance_window: tuple[int, int] | None = None  # (low, high); None: (0, floor(K/2) - 1)
-    sigma_scaling: bool = True       # scale the guidance by the learned sigma_i
-    guidance_target: str = "x0"      # pulled toward z_inh: "x0" x0_pred (PReDD's code), "xt" x_i (the paper's text)
-    label_phase: str = "concrete"    # "concrete": labels, CFG and guidance only for i <= high; "all": every step
-    sampler: str = "ddim"            # "ddim" (eta = 0) or "ddpm" (learned variance, PReDD's sampler)
-    pixel_range: str = "auto"        # "auto": map the input's pixel space to [-1, 1] and back; "raw": as PReDD
-    control: str = "none"            # "none": DIVER; a control instead (core/controls.py): round-trip, raw-dit,
-                                     # projection, projection-grey
-    keep_size: bool = False          # True: write the 256² (model-size) result instead of the input size
-    seed: int = 0
-    batch_size: int = 4
+    t_init: int = option(10, "Sampling index the inherited latent is noised to (of --sampling-steps).", minimum=0,
+                         shown_default="the preset's; 10 without one")
+    steps: int = option(15, "K, reverse steps run at indices K-1..0.", minimum=1,
+                        shown_default="the preset's; 15 without one")
+    align: bool = option(False, "Start the reverse process at t_init (K = t_init + 1), unlike PReDD.", kind="pair")
+    num_sampling_steps: int = option(50, "Respaced schedule length S (DiT samples with 50 or 250).",
+                                     flag="--sampling-steps", minimum=2)
+    cfg_scale: float = option(4.0, "Classifier-free guidance scale s.", minimum=0.0)
+    cfg_channels: int = option(3, "Latent channels CFG acts on: 3 as the original DiT, 4 as diffusers.",
+                               choices=CFG_CHANNELS, kind="int-choice")
+    guidance_scale: float = option(0.5, "Semantic guidance lambda (gamma); 0 turns it off (PReDD).", minimum=0.0)
+    guidance_window: tuple[int, int] | None = option(None, "Step indices where guidance acts.", metavar="LOW:HIGH",
+                                                     kind="window", shown_default="0:floor(K/2)-1")
+    sigma_scaling: bool = option(True, "Scale the guidance by the learned sigma_i.", kind="pair")
+    guidance_target: str = option("x0", "What the guidance pulls toward the inherited latent: x0, the predicted "
+                                  "clean latent (PReDD's code), or xt, the running latent (the DIVER paper's "
+                                  "equation).", choices=GUIDANCE_TARGETS,
+                                  shown_default="the table's: xt with --presets paper, x0 otherwise; with "
+                                  "--onnx-graph guided_step, the graph's")
+    label_phase: str = option("concrete", "concrete: labels, CFG and guidance only in the late phase (i <= the "
+                              "window's high end); all: every step (PReDD, the paper).", choices=LABEL_PHASES)
+    sampler: str = option("ddim", "ddim (eta = 0) or ddpm (learned variance, PReDD's sampler).", choices=SAMPLERS)
+    pixel_range: str = option("auto", "auto: map the input's pixel space to the VAE's [-1, 1] and back; raw: feed "
+                              "the stored values (PReDD).", choices=PIXEL_RANGES)
+    control: str = option("none", "Run a control instead of DIVER, written like a recovery: round-trip (the VAE "
+                          "alone: encode, decode), raw-dit (class-conditional DiT samples from noise over the whole "
+                          "schedule, no inheritance), projection (no model: clip to the pixel range), "
+                          "projection-grey (also each pixel's channel mean).", choices=CONTROLS)
+    keep_size: bool = option(False, "Write the model-size (e.g. 256²) result, not the input size.", kind="pair")
+    seed: int = option(0, "Run seed; each image has its own stream.", minimum=0, section="Run")
+    batch_size: int = 4              # images per DiT batch (the CLI's --batch-size also takes "auto")
 
     def __post_init__(self):
         def need(ok: bool, what: str, fix: str):

@@ -31,7 +31,7 @@ from diver_lite.pipeline.run_state import (Shard, cached_image, fingerprint, int
 
 
 # What a run writes beside the recovered set (pipeline/outputs.py, this file, run_state.py).
-OWN_NAMES = ("report.json", "report.md", "grid.png", "png", ".diver-lite")
+OWN_NAMES = ("report.json", "report.md", "grid.png", "png", "run.toml", ".diver-lite")
 
 
 @dataclass(frozen=True)

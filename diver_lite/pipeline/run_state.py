@@ -76,7 +76,7 @@ def remove_earlier_output(out: Path, state: Path) -> None:
     if earlier and Path(earlier).resolve().parent == out.resolve():
         target = Path(earlier)
         shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
-    for name in ("report.json", "report.md", "grid.png"):
+    for name in ("report.json", "report.md", "grid.png", "run.toml"):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / "png", ignore_errors=True)
     shutil.rmtree(state, ignore_errors=True)
