@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The memory plans on this CPU, in one command (about 15 minutes on one thread): random-weight DiT-XL/2 + sd-vae
 # folders in fp32 and bf16 (made here, never for quality) profiled against the fp32 reference, then the embedded
-# default with the real-data judge. Tables: OUT/xl/profile.md, OUT/default/profile.md (docs/BENCHMARKS.md).
+# default with the real-data judge. Tables: OUT/xl/profile.md, OUT/default/profile.md (docs/benchmarks/memory.md).
 #   OMP_NUM_THREADS=1 bash benchmarks/cpu_profile.sh [OUT]
 set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}

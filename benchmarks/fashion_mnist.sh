@@ -4,7 +4,7 @@
 # "VAE round trip only" control (t_init 0, one unconditional step), all with the embedded prior; the five sets
 # evaluated in one `evaluate` (8 students x 5 seeds, EMA with re-estimated BN statistics), each paired against DM.
 # PROTOCOL=dc|predd (default dc), JOBS processes.
-#   OMP_NUM_THREADS=1 benchmarks/fashion_mnist.sh 1      # 2 cores: see docs/BENCHMARKS.md for the measured times
+#   OMP_NUM_THREADS=1 benchmarks/fashion_mnist.sh 1      # 2 cores: see docs/benchmarks/fashion-mnist-study.md for the measured times
 #   OMP_NUM_THREADS=1 JOBS=16 PROTOCOL=predd benchmarks/fashion_mnist.sh 10     # on a 16-core machine
 #   EVAL_ARGS="--seeds 3" passes more options to evaluate.
 # Results: runs/fmnist_ipcN/eval_<protocol>/results.{md,json,png}. Finished steps and student runs are kept (a rerun

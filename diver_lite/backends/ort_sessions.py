@@ -15,7 +15,7 @@ SESSION_MODES = ("lean", "resident")
 
 @dataclass(frozen=True)
 class SessionSettings:
-    """ONNX Runtime's memory knobs (benchmarks/ort_memory.py measures them; docs/BENCHMARKS.md)."""
+    """ONNX Runtime's memory knobs (benchmarks/ort_memory.py measures them; docs/benchmarks/onnx.md)."""
     threads: int | None = None
     arena: bool = False        # the CPU memory arena keeps its high-water mark for the session's life
     prepack: bool = True       # pre-packed weights are faster; with dynamic int8 MatMulInteger they cost little

@@ -26,7 +26,7 @@ METHOD_PRESETS: dict[str, dict[int, tuple[int, int]]] = {
     "edf": {1: (10, 10), 10: (10, 15)},
 }
 # The embedded Fashion-MNIST prior's table: RecoverConfig fields per method and IPC, each the row that scored best
-# on the validation split (benchmarks/fashion_mnist_sweep.sh; docs/BENCHMARKS.md, "Validation sweep"). What was
+# on the validation split (benchmarks/fashion_mnist_sweep.sh; docs/benchmarks/fashion-mnist-study.md, "Validation sweep"). What was
 # not swept takes PReDD's t_init/K above.
 FASHION_MNIST_PRESETS: dict[str, dict[int, dict]] = {
     # DM IPC 1, prior v2: labels (CFG) on every step, +7.97 on validation vs the preset's +4.89.

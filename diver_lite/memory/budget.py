@@ -5,7 +5,7 @@ from diver_lite.memory.estimate import ModelSizes, estimate_peak_bytes
 from diver_lite.memory.plan import RuntimePlan
 
 # Fastest first, per device. VAE tiling changes the result (34 dB PSNR from untiled on DiT-XL/2's VAE at 256²,
-# docs/BENCHMARKS.md), so only the last resort uses it.
+# docs/benchmarks/memory.md), so only the last resort uses it.
 CANDIDATES = {
     "cuda": [RuntimePlan("fp16"), RuntimePlan("int8"), RuntimePlan("fp16", "model"),
              RuntimePlan("int8", "model", vae_slicing=True), RuntimePlan("fp16", "stream", vae_slicing=True),

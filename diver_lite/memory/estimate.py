@@ -1,6 +1,6 @@
 """The peak-memory estimate of a runtime plan, made before any weight is read: parameter counts from the configs
 (on a weightless model), where each tactic keeps them, and an activation model calibrated on DiT-XL/2 + sd-vae
-(docs/BENCHMARKS.md). On the CPU it estimates the process's peak RSS, on CUDA torch's peak allocated memory."""
+(docs/benchmarks/memory.md). On the CPU it estimates the process's peak RSS, on CUDA torch's peak allocated memory."""
 
 from dataclasses import dataclass
 

@@ -23,7 +23,7 @@ from diver_lite.experiments.loop_state import Batches, resume, snapshot
 class PriorConfig:
     seed: int = 0
     # 2 levels: 32x32 images -> 4 x 16 x 16 latents. Three levels (4 x 8 x 8, the first prior) reconstruct at
-    # 24.9 dB after 1500 steps and 27.8 dB after 6000 (docs/BENCHMARKS.md): the bottleneck, not the training, caps it.
+    # 24.9 dB after 1500 steps and 27.8 dB after 6000 (docs/benchmarks/prior.md): the bottleneck, not the training, caps it.
     vae_channels: tuple[int, ...] = (32, 64)
     image_size: int = 32                           # the VAE's sample size (a multiple of 8)
     vae_steps: int = 2000
