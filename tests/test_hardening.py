@@ -23,6 +23,7 @@ from diver_lite.errors import InputError, StorageError
 from diver_lite.pipeline.run import recover
 CLI = [sys.executable, "-m", "diver_lite.cli.main"]
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
+BIG = 160        # images: enough batches of 2 that a kill 0-0.5 s after the first image lands mid-run
 
 
 def _set(path: Path, n: int) -> Path:
@@ -32,13 +33,13 @@ def _set(path: Path, n: int) -> Path:
 
 def _recover_cmd(src, out, *extra):
     return [*CLI, "recover", str(src), "-o", str(out), "--model", "tiny-random", "--batch-size", "2",
-            "--sampler", "ddpm", "-q", *extra]
+            "--sampler", "ddpm", "--t-init", "9", "--steps", "10", "-q", *extra]
 
 
 @pytest.fixture(scope="module")
 def big_set(tmp_path_factory):
     folder = tmp_path_factory.mktemp("big")
-    src = _set(folder / "set.pt", 300)
+    src = _set(folder / "set.pt", BIG)
     reference = folder / "reference"
     subprocess.run(_recover_cmd(src, reference), check=True, env=ENV, capture_output=True)
     return src, read_set(reference / "set.pt").images
@@ -71,7 +72,7 @@ def test_sigkill_at_a_random_point_then_resume_gives_the_uninterrupted_set(tmp_p
     assert not list(out.rglob(".*tmp*"))
     report = json.loads((out / "report.json").read_text())
     assert report["images_before_resume"] == cached_before
-    assert report["images_before_resume"] + report["images_this_run"] <= 300 + 2  # at most one batch redone
+    assert report["images_before_resume"] + report["images_this_run"] <= BIG + 2  # at most one batch redone
     assert np.array_equal(read_set(out / "set.pt").images, reference)
 
 
@@ -93,6 +94,7 @@ def test_sigint_stops_after_the_current_batch_with_a_resume_hint(tmp_path, big_s
     assert np.array_equal(read_set(out / "set.pt").images, reference)
 
 
+@pytest.mark.slow   # the sharding itself: test_explicit_shards_merge_when_the_last_one_finishes, in the default run
 def test_two_processes_under_torchrun_equal_one_process_bit_for_bit(tmp_path):
     src = _set(tmp_path / "set.pt", 21)
     single, multi = tmp_path / "single", tmp_path / "multi"

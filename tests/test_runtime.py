@@ -289,7 +289,8 @@ def test_recover_with_batch_size_auto_reports_the_batch_it_chose(tmp_path, dm_fi
     assert res.exit_code == 2 and "neither a number of images nor auto" in res.output
 
 
-def test_compile_keeps_the_result_and_refuses_streaming(tiny_model_dir, images, reference):
+@pytest.mark.slow   # CPU inductor compile takes minutes; on CUDA: test_runtime_gpu.py and the GPU check
+def test_compile_keeps_the_result_within_1e4_and_compiles_the_whole_dit(tiny_model_dir, images, reference):
     """--compile (torch.compile of the DiT blocks; a memory tactic in one file) leaves fp32 results within 1e-4."""
     backend = _backend(str(tiny_model_dir), RuntimePlan("fp32", compile=True))
     compiled = _recover(backend, *images)
@@ -299,6 +300,9 @@ def test_compile_keeps_the_result_and_refuses_streaming(tiny_model_dir, images, 
     dit = backend.models.transformer
     assert dit._compiled_call_impl is not None
     assert all(block._compiled_call_impl is None for block in dit.transformer_blocks)
+
+
+def test_compile_is_a_plan_part_and_refuses_streaming():
     with pytest.raises(ConfigError, match="--compile cannot be combined with --offload stream"):
         RuntimePlan("bf16", "stream", compile=True)
     assert RuntimePlan.parse("bf16+compile") == RuntimePlan("bf16", compile=True)

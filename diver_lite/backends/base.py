@@ -17,6 +17,9 @@ class Backend(Protocol):
     num_classes: int
     schedule: dict                 # DiT's training schedule (core.schedule)
     source: str                    # what the weights are, for reports and resume checks
+    warnings: list                 # said once when the run starts, kept in the report
+    runtime: Any                   # the torch memory runtime (plan, int8 layers), or None
+    guided_step: Any               # one whole exported DIVER step (ONNX Runtime's guided_step.onnx), or None
 
     def asarray(self, x: np.ndarray) -> Any:
         """numpy -> the backend's array."""
@@ -42,3 +45,6 @@ class Backend(Protocol):
     def provider(self) -> str: ...
 
     def peak_memory(self) -> dict: ...
+
+    def check_config(self, config) -> None:
+        """Refuse (ConfigError) settings this backend cannot run, before any work."""

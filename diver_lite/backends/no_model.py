@@ -10,6 +10,7 @@ class NoModelBackend:
     scaling_factor = 1.0
     source = "none"
     warnings: list = []
+    runtime = guided_step = None
     # DiT's training schedule, so that a run's schedule can still be built (and recorded) as for any backend.
     schedule = {"num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02, "beta_schedule": "linear"}
 
@@ -36,3 +37,6 @@ class NoModelBackend:
 
     def peak_memory(self) -> dict:
         return {}
+
+    def check_config(self, config) -> None:
+        pass

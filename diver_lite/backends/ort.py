@@ -48,6 +48,8 @@ def read_manifest(folder: Path) -> dict:
 
 class OrtBackend:
     name = "onnxruntime"
+    runtime = None                # no torch memory runtime: the ONNX folder's precision is fixed at export
+    guided_step = None            # set to the exported step when graph == "guided_step"
 
     def __init__(self, folder, device: str = "auto", cfg_channels: int = 3, graph: str = "dit",
                  provider: str | None = None, sessions: str = "lean", settings: SessionSettings | None = None):

@@ -15,11 +15,13 @@ class TorchBackend:
     is re-run in fp32 with a warning when nothing is offloaded."""
 
     name = "torch"
+    guided_step = None            # the sampler runs each step (only ONNX Runtime has an exported one)
 
     def __init__(self, models: DiverModels, cfg_channels: int = 3, placement=None, device=None, runtime=None):
         self.models = models
         self.placement = placement
         self.runtime = runtime
+        self.warnings: list[str] = []
         self._device = torch.device(device) if device is not None else models.device
         plain = placement is None or getattr(placement, "name", "none") == "none"
         lowbit = runtime is not None and runtime.quantized_layers > 0
@@ -97,3 +99,6 @@ class TorchBackend:
         if self.device.type == "cuda":
             return {"cuda_peak_allocated_mb": round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)}
         return {}
+
+    def check_config(self, config) -> None:
+        """Every setting runs on torch."""

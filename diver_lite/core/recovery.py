@@ -76,7 +76,7 @@ def _reverse(backend, z_inh, dit_labels, keys, seed: int, schedule: SamplingSche
     shape = tuple(z_inh.shape[1:])
     noise = lambda stream: backend.asarray(noise_mod.batch_noise(seed, keys, stream, shape))  # noqa: E731
     labels = backend.asarray(np.asarray(dit_labels, dtype=np.int64))
-    step = getattr(backend, "guided_step", None)          # ONNX Runtime over guided_step.onnx
+    step = backend.guided_step                             # ONNX Runtime over guided_step.onnx, else None
     if step is not None:
         null = backend.asarray(np.full(len(dit_labels), backend.null_class, dtype=np.int64))
         z0 = guided_step_sample(step, z_inh, noise(noise_mod.FORWARD), labels, null, schedule, callback)

@@ -154,7 +154,7 @@ def memory_now(engine) -> tuple[float, str]:
 
 def plan_label(engine) -> str:
     """The runtime plan's label (torch) or the ONNX graph and precision."""
-    runtime = getattr(engine, "runtime", None)
+    runtime = engine.runtime
     if runtime is not None:
         return runtime.plan.label
     describe = engine.describe()
@@ -164,5 +164,5 @@ def plan_label(engine) -> str:
 def numerics(engine) -> str | None:
     """The label of the runtime plan without what leaves the numbers as they are (memory tactics marked exact):
     an interrupted run may be resumed under a smaller plan; precision and VAE tiling change the result."""
-    runtime = getattr(engine, "runtime", None)
+    runtime = engine.runtime
     return None if runtime is None else runtime.plan.numerics().label

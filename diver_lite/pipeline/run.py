@@ -120,8 +120,8 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
                                max_batch=len(dset))
     if engine.auto_batch:   # the batch size leaves the result as it is (to float rounding), so resume still matches
         config = config.replace(batch_size=backend.batch_size)
-    getattr(backend, "check_config", lambda c: None)(config)
-    for warning in getattr(backend, "warnings", []):
+    backend.check_config(config)
+    for warning in backend.warnings:
         log(f"Warning: {warning}")
     timings["load"] = time.perf_counter() - start
     dit_ids = np.array(resolve_class_map(o.subset, o.class_map, dset.num_labels, backend.num_classes,
@@ -136,8 +136,8 @@ def recover(input_path: str | os.PathLike, out: str | os.PathLike, config: Recov
                            inputs=inputs)
     lock = take_lock(state, sharded=o.shard.count > 1)
     try:
-        return _recover_into(out, state, dset, backend, config, engine, o, timings, started, dit_ids, progress,
-                             log, should_stop, input_path)
+        return _recover_into(_Run(input_path, out, state, dset, backend, config, o, dit_ids, timings, started),
+                             progress, log, should_stop)
     finally:
         lock.unlink(missing_ok=True)
 
@@ -160,9 +160,25 @@ def _model_fingerprint(engine: EngineSpec, config: RecoverConfig) -> str | None:
     return model_fingerprint(engine.model, engine.vae)
 
 
-def _recover_into(out, state, dset, backend, config, engine, o, timings, started, dit_ids, progress, log,
-                  should_stop, input_path) -> dict:
-    """The run proper, once the folder is prepared and locked."""
+@dataclass
+class _Run:
+    """What the run proper works on, once the folder is prepared and locked."""
+    input_path: object
+    out: Path
+    state: Path
+    dset: object
+    backend: object
+    config: RecoverConfig
+    options: RunOptions
+    dit_ids: np.ndarray
+    timings: dict
+    started: float
+
+
+def _recover_into(r: _Run, progress, log, should_stop) -> dict:
+    """The run proper: the batches not cached yet, then (once every image is) the set, previews and report."""
+    out, state, dset, backend, config, o = r.out, r.state, r.dset, r.backend, r.config, r.options
+    timings, dit_ids = r.timings, r.dit_ids
     where = f" (shard {o.shard.index}/{o.shard.count})" if o.shard.count > 1 else ""
     log(f"{len(dset)} {dset.layout} images {tuple(dset.images.shape[1:])} -> {out} on "
         f"{backend.device_name()}{where}; {config.summary()}")
@@ -172,14 +188,14 @@ def _recover_into(out, state, dset, backend, config, engine, o, timings, started
     if recovered_now:
         timings["per_image"] = sum(times.values()) / recovered_now
     report = {
-        "input": {"path": str(input_path), "layout": dset.layout, "images": len(dset),
+        "input": {"path": str(r.input_path), "layout": dset.layout, "images": len(dset),
                   "shape": list(dset.images.shape[1:]), "pixel_space": dset.pixel_space,
                   "soft_labels": dset.labels.ndim == 2, "warnings": dset.warnings,
                   "experiments": len(dset.extra.get("experiment_sizes", [])) or None,
                   "zca": "zca" in dset.extra},
         "config": config.to_dict(), "class_map": dit_ids.tolist(), "model": backend.describe(),
         "backend": backend.name, "device": backend.device_name(), "provider": backend.provider(),
-        "backend_warnings": list(getattr(backend, "warnings", [])),
+        "backend_warnings": list(backend.warnings),
         "shard": [o.shard.index, o.shard.count], "images_this_run": recovered_now,
         "images_before_resume": done_before,
     }
@@ -192,7 +208,7 @@ def _recover_into(out, state, dset, backend, config, engine, o, timings, started
     start = time.perf_counter()
     report["output"] = write_outputs(dset, state, out, o.write_pngs, o.max_png)
     timings["write"] = time.perf_counter() - start
-    timings["total"] = time.perf_counter() - started
+    timings["total"] = time.perf_counter() - r.started
     report.update(merged=True, timings_s=_rounded(timings), peak_memory=peak(), versions=versions())
     atomic_write(out / "report.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2)))
     atomic_write(out / "report.md", lambda tmp: Path(tmp).write_text(render_markdown(report)))

@@ -82,7 +82,7 @@ def run(spec: dict) -> dict:
     steps = [s for k in timed for s in step_times[k]]
     seconds = {name: sum(stages[k].seconds[name] for k in timed) for name in stages[0].seconds}
     timed_images = sum(len(batches[k]) for k in timed)
-    runtime = getattr(backend, "runtime", None)
+    runtime = backend.runtime
     result = {
         "plan": plan.to_dict() | {"label": label}, "device": backend.device_name(),
         "estimate_mb": {k: round(v / 2**20, 1) for k, v in estimate.items()} if estimate else None,
