@@ -16,7 +16,8 @@ SETS=${SETS:-A B}
 STUDENTS=convnet,vit,efficientnet,shufflenetv2,mobilenetv2,resnet18
 mkdir -p "$R/A" "$R/B" "$KEEP"
 [ -f "$R/A/dm.pt" ] || cp examples/demo_dm_ipc1.pt "$R/A/dm.pt"
-case " $SETS " in *" B "*) [ -f "$R/B/dm.pt" ] || diver-lite distill -o "$R/B/dm.pt" --ipc 1 --seed 1 ;; esac
+# Set B as the protocol defined it (distilled before the validation split was held out of stage 1 by default).
+case " $SETS " in *" B "*) [ -f "$R/B/dm.pt" ] || diver-lite distill -o "$R/B/dm.pt" --ipc 1 --seed 1 --include-validation ;; esac
 
 recover() {   # SET ARM OUT [options]: one recovery, skipped when its set exists
   local set=$1 out=$2; shift 2

@@ -12,6 +12,7 @@ import numpy as np
 
 from diver_lite.backends.ort import OrtBackend
 from diver_lite.core.config import RecoverConfig
+from diver_lite.core.metrics import psnr_from_mse
 from diver_lite.core.prepare import to_unit
 from diver_lite.core.recovery import recover_batch
 from diver_lite.core.schedule import build_schedule
@@ -32,7 +33,7 @@ def run(backend) -> np.ndarray:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return 10 * np.log10(1.0 / max(float(((a - b) ** 2).mean()), 1e-20))
+    return float(psnr_from_mse(float(((a - b) ** 2).mean())))
 
 
 reference = build_engine(EngineSpec(device="cpu"))

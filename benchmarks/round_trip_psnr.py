@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 
+from diver_lite.core.metrics import psnr_from_mse
 from diver_lite.core.prepare import from_vae_output, resize, to_unit, to_vae_input
 from diver_lite.layouts import read_set
 from diver_lite.pipeline.engine import EngineSpec, build_engine
@@ -24,8 +25,7 @@ def high_frequency_share(u: np.ndarray) -> float:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    mse = ((a - b) ** 2).reshape(len(a), -1).mean(axis=1)
-    return 10 * np.log10(1.0 / np.maximum(mse, 1e-20))
+    return psnr_from_mse(((a - b) ** 2).reshape(len(a), -1).mean(axis=1))
 
 
 backend = build_engine(EngineSpec(device="cpu"))

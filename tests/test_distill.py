@@ -75,3 +75,26 @@ def test_mtt_matching_loss_falls_and_recover_reads_its_layout(tmp_path, monkeypa
     assert read_set(tmp_path / "rec" / "mtt", layout="mtt").images.shape == dset.images.shape
     again = runner.invoke(cli, args[:2] + [str(tmp_path / "mtt2")] + args[3:])
     assert again.exit_code == 0 and "reusing 2 expert trajectories" in again.output, again.output
+
+
+def test_the_validation_split_is_held_out_of_what_stage_1_distils_from(tmp_path, monkeypatch):
+    """The images `evaluate --split val` tests on never reach a distilled set (nor MTT's experts), unless asked."""
+    from diver_lite.cli.distill import stage1_pool
+    from diver_lite.experiments.fashion_mnist import data as fm
+
+    monkeypatch.setattr(fm, "DEBIAN_ROOT", tmp_path / "absent")          # the vendored subset
+    whole, held = stage1_pool(None, 64, include_validation=True), stage1_pool(None, 64, include_validation=False)
+    val_images, _, _ = fm.load("val")
+    val = {fm.to_images(v[None])[0].tobytes() for v in val_images}
+    assert len(whole.labels) - len(held.labels) == len(val_images) > 0
+    assert not any(x.tobytes() in val for x in held.images)
+    assert sum(x.tobytes() in val for x in whole.images) == len(val_images)
+    result = CliRunner().invoke(cli, ["distill", "-o", str(tmp_path / "r.pt"), "--method", "random-real",
+                                      "--ipc", "50"])
+    assert result.exit_code == 0, result.output
+    saved = torch.load(tmp_path / "r.pt", weights_only=True)
+    from diver_lite.core.prepare import to_unit
+
+    picked = to_unit(saved["data"][0][0].numpy(), "imagenet")
+    assert saved["validation_held_out"] and not any(np.abs(p - fm.to_images(v[None])[0]).max() < 1e-5
+                                                    for p in picked for v in val_images[:50])

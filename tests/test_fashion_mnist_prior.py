@@ -37,21 +37,31 @@ def test_the_vendored_subset_is_the_fallback(monkeypatch, tmp_path):
     assert x.shape == (1000, 28, 28) and np.bincount(y).tolist() == [100] * 10 and "vendored" in source
 
 
-def test_train_prior_smoke_writes_a_loadable_model_and_its_card(tmp_path, monkeypatch):
+SMOKE = ["--vae-steps", "30", "--dit-steps", "30", "--dit-width", "160", "--dit-depth", "4", "--device", "cpu",
+         "--classifier-epochs", "1", "--samples-per-class", "2"]
+
+
+@pytest.fixture(scope="module")
+def smoke_prior(tmp_path_factory):
+    """One small prior trained on the vendored subset, read by the smoke test and continued by the next."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fm, "DEBIAN_ROOT", tmp_path_factory.mktemp("absent") / "none")   # the vendored subset
+        out = tmp_path_factory.mktemp("smoke") / "prior"
+        result = CliRunner().invoke(cli, ["train-prior", "-o", str(out), *SMOKE], catch_exceptions=False)
+    return out, result
+
+
+def test_train_prior_smoke_writes_a_loadable_model_and_its_card(smoke_prior):
     from diver_lite.models.load import load_models
 
-    monkeypatch.setattr(fm, "DEBIAN_ROOT", tmp_path / "absent")   # the vendored subset: seconds, not minutes
-    out = tmp_path / "prior"
-    result = CliRunner().invoke(cli, ["train-prior", "-o", str(out), "--vae-steps", "30", "--dit-steps", "30",
-                                      "--dit-width", "160", "--dit-depth", "4", "--device", "cpu",
-                                      "--classifier-epochs", "1", "--samples-per-class", "2"],
-                                catch_exceptions=False)
+    out, result = smoke_prior
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     history = json.loads((out / "history.json").read_text())
     vae, dit_mse = history["vae_loss"], [m for m, _ in history["dit_mse_vb"]]
     assert np.mean(vae[-5:]) < 0.7 * np.mean(vae[:5]) and np.mean(dit_mse[-5:]) < 0.7 * np.mean(dit_mse[:5])
     assert metrics["samples"] == 20 and 0 <= metrics["sample_accuracy"] <= 1
+    assert abs(metrics["sample_accuracy"] * 20 - round(metrics["sample_accuracy"] * 20)) < 1e-9   # of 20 samples
     card = (out / "MODEL_CARD.md").read_text()
     assert f"{metrics['sample_accuracy']:.1%}" in card and "MIT" in card
     # the card's command reproduces this run (its sizes and steps), and names the device it ran on
@@ -64,13 +74,10 @@ def test_train_prior_smoke_writes_a_loadable_model_and_its_card(tmp_path, monkey
     assert (dit.num_attention_heads * dit.attention_head_dim, dit.num_layers) == (160, 4)
 
 
-def test_train_prior_continues_a_priors_dit_and_keeps_its_vae(tmp_path, monkeypatch):
+def test_train_prior_continues_a_priors_dit_and_keeps_its_vae(tmp_path, monkeypatch, smoke_prior):
     monkeypatch.setattr(fm, "DEBIAN_ROOT", tmp_path / "absent")
-    first, then = tmp_path / "first", tmp_path / "then"
+    (first, _), then = smoke_prior, tmp_path / "then"
     quick = ["--device", "cpu", "--classifier-epochs", "1", "--samples-per-class", "1"]
-    result = CliRunner().invoke(cli, ["train-prior", "-o", str(first), "--vae-steps", "20", "--dit-steps", "40",
-                                      "--dit-width", "64", "--dit-depth", "2", *quick], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
     refused = CliRunner().invoke(cli, ["train-prior", "-o", str(tmp_path / "x"), "--continue-from", str(first),
                                        "--dit-width", "128"])
     assert refused.exit_code == 2 and "drop --dit-width" in refused.output
@@ -91,10 +98,10 @@ def test_train_prior_continues_a_priors_dit_and_keeps_its_vae(tmp_path, monkeypa
     card = (then / "MODEL_CARD.md").read_text()
     assert f"--continue-from {first} --dit-steps 1 --dit-lr-schedule cosine`" in card and "not retrained" in card
     # and it says how the prior it started from was trained
-    assert "`diver-lite train-prior -o DIR --seed 0 --vae-steps 20 --dit-steps 40 --dit-width 64 --dit-depth 2` " \
-           "trained for 40 DiT steps" in card
+    assert "`diver-lite train-prior -o DIR --seed 0 --vae-steps 30 --dit-steps 30 --dit-width 160 --dit-depth 4` " \
+           "trained for 30 DiT steps" in card
     dit = json.loads((then / "transformer/config.json").read_text())
-    assert (dit["num_attention_heads"] * dit["attention_head_dim"], dit["num_layers"]) == (64, 2)
+    assert (dit["num_attention_heads"] * dit["attention_head_dim"], dit["num_layers"]) == (160, 4)
 
 
 def test_the_cosine_schedule_warms_up_then_decays_to_zero():

@@ -11,13 +11,19 @@ from diver_lite.cli.main import cli
 from diver_lite.registry import discover, module_names
 
 
-@pytest.mark.parametrize("package, key", [("diver_lite.layouts", "name"), ("diver_lite.memory.tactics", "name"),
-                                          ("diver_lite.export.graphs", "name"), ("diver_lite.core.samplers", "name")])
-def test_each_entry_is_named_after_its_file(package, key):
-    entries = discover(package)
-    assert entries
-    files = set(module_names(package))
-    assert {getattr(e, key) for e in entries} <= files
+@pytest.mark.parametrize("package", ["diver_lite.layouts", "diver_lite.memory.tactics", "diver_lite.export.graphs",
+                                     "diver_lite.core.samplers"])
+def test_each_entry_is_named_after_its_own_file(package):
+    """Each module's ENTRY carries that module's name (two entries that swapped names would fail here)."""
+    import importlib
+
+    named = {}
+    for name in module_names(package):
+        entry = getattr(importlib.import_module(f"{package}.{name}"), "ENTRY", None)
+        if entry is not None:
+            named[name] = entry.name
+    assert named and all(module == entry for module, entry in named.items()), named
+    assert sorted(e.name for e in discover(package)) == sorted(named.values())
 
 
 def test_a_new_file_in_a_registry_folder_is_picked_up(tmp_path, monkeypatch):
@@ -58,12 +64,17 @@ def test_tactics_marked_exact_are_what_a_resumed_run_may_change():
 
 
 def test_layout_choices_and_graph_choices_come_from_the_registries():
+    """The options' own choices, not a search of --help's text."""
     from diver_lite.layouts import LAYOUTS
 
-    out = CliRunner().invoke(cli, ["recover", "--help"], terminal_width=200).output
-    assert all(name in out for name in LAYOUTS)
-    out = CliRunner().invoke(cli, ["export", "--help"], terminal_width=200).output
-    assert all(name in out for name in module_names("diver_lite.export.graphs"))
+    layout = next(p for p in cli.commands["recover"].params if p.name == "layout")
+    assert list(layout.type.choices) == list(LAYOUTS)
+    assert list(LAYOUTS) == [e.name for e in discover("diver_lite.layouts")]          # in their detection order
+    graphs = module_names("diver_lite.export.graphs")
+    export = cli.commands["export"]
+    choice = next(p for p in export.params if p.name == "graphs")
+    assert set(graphs) == {"dit", "guided_step", "vae_encoder", "vae_decoder"}
+    assert choice.default.split(",") == graphs           # every graph file is exported unless --graphs narrows it
 
 
 def test_the_sampler_callback_reports_each_step_as_k_diffusion_does():

@@ -32,17 +32,20 @@ Examples:
               "subset). Your own data: an image folder <class>/<image> (square images up to --max-size).")
 @max_size_option
 @click.option("--seed", type=click.IntRange(min=0), default=0)
+@click.option("--include-validation", is_flag=True,
+              help="Fashion-MNIST: distil from every training image. By default the validation split (what "
+              "`evaluate --split val` tests on) is held out of the images distilled from and of MTT's experts.")
 @click.option("--overwrite", is_flag=True)
 @mtt_options
 @checkpoint_options
-def distill(out, method, ipc, iterations, data, max_size, seed, overwrite, resume, checkpoint_every, **mtt):
+def distill(out, method, ipc, iterations, data, max_size, seed, include_validation, overwrite, resume,
+            checkpoint_every, **mtt):
     """Distil Fashion-MNIST (3-channel 32x32) or an image folder into IPC images per class with Distribution
     Matching and DSA, with Matching Training Trajectories (expert ConvNets, then a learnable lr; the paper's
     settings, scaled down to a CPU thread where the options say), or pick IPC real images per class at random
     (the baseline)."""
     import torch
 
-    from diver_lite.experiments.datasets import load_images
     from diver_lite.experiments.fashion_mnist import data as fm
     from diver_lite.layouts.tensors import atomic_torch_save
     from diver_lite.experiments.fashion_mnist.distill import distill_dm, random_real
@@ -52,7 +55,7 @@ def distill(out, method, ipc, iterations, data, max_size, seed, overwrite, resum
     from diver_lite.cli.progress import step_bar
 
     if method == "mtt":
-        train = load_images(data, "train", max_size)
+        train = stage1_pool(data, max_size, include_validation)
         _check_ipc(train, ipc)
         return run_mtt(out, train, ipc, iterations, seed, mtt, overwrite,
                        [data if data is not None else fm.DEBIAN_ROOT], resume, checkpoint_every)
@@ -67,7 +70,7 @@ def distill(out, method, ipc, iterations, data, max_size, seed, overwrite, resum
     check_outside_inputs(out, [data if data is not None else fm.DEBIAN_ROOT])
     if out.suffix != ".pt":
         raise ConfigError(f"-o {out} should end in .pt (the DM layout)", "e.g. -o runs/dm_ipc1.pt")
-    train = load_images(data, "train", max_size)
+    train = stage1_pool(data, max_size, include_validation)
     x, labels, source = train.images, train.labels, train.source
     _check_ipc(train, ipc)
     iterations = iterations or 200
@@ -94,11 +97,30 @@ def distill(out, method, ipc, iterations, data, max_size, seed, overwrite, resum
            "source": (f"Fashion-MNIST train ({source}), 3x32x32, ImageNet-normalised" if train.kind == "fashion-mnist"
                       else f"image folder {source}, 3x{train.size}x{train.size}, ImageNet-normalised"),
            "classes": list(train.classes), "written_by": "diver-lite distill",
-           "ipc": ipc, "seed": seed, **info}
+           "ipc": ipc, "seed": seed, "validation_held_out": train.kind == "fashion-mnist" and not include_validation,
+           **info}
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_torch_save(obj, out)
     checkpoint.remove()
     click.echo(f"Wrote {len(y)} images ({method}, IPC {ipc}) -> {out}")
+
+
+def stage1_pool(data, max_size: int, include_validation: bool):
+    """The images a stage-1 method distils from: Fashion-MNIST's training split without its validation split
+    (unless `include_validation`), or the whole image folder (which has no validation split)."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from diver_lite.experiments.datasets import load_images
+    from diver_lite.experiments.fashion_mnist.data import validation_indices
+
+    train = load_images(data, "train", max_size)
+    if train.kind != "fashion-mnist" or include_validation:
+        return train
+    keep = np.setdiff1d(np.arange(len(train.labels)), validation_indices(train.labels))
+    return replace(train, images=train.images[keep], labels=train.labels[keep],
+                   source=f"{train.source}, without the {len(train.labels) - len(keep)} validation images")
 
 
 def _written_by_distill(path) -> bool:

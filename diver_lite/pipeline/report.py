@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 
+from diver_lite.core.metrics import psnr_from_mse
 from diver_lite.core.prepare import resize, to_unit
 from diver_lite.layouts.files import to_display
 from diver_lite.machine import current_rss_bytes, peak_rss_mb, torch_device_name  # noqa: F401  (their home)
@@ -73,7 +74,7 @@ def change_summary(before: np.ndarray, after: np.ndarray, space: str, most: int 
         if a.shape[1] != b.shape[1]:
             a, b = a.mean(axis=1, keepdims=True), b.mean(axis=1, keepdims=True)
         mse.append(((a - b) ** 2).reshape(len(b), -1).mean(axis=1))
-    psnr = 10 * np.log10(1.0 / np.maximum(np.concatenate(mse), 1e-20))
+    psnr = psnr_from_mse(np.concatenate(mse))
     r = lambda v: round(float(v), 2)  # noqa: E731
     return {"psnr_db_mean": r(psnr.mean()), "psnr_db_median": r(np.median(psnr)), "psnr_db_min": r(psnr.min()),
             "psnr_db_max": r(psnr.max()), "most_changed": [int(i) for i in np.argsort(psnr, kind="stable")[:most]]}

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from diver_lite.core.config import RecoverConfig
+from diver_lite.core.metrics import psnr_from_mse
 from diver_lite.layouts.files import atomic_write
 from diver_lite.errors import ConfigError, OutputError
 from diver_lite.output_policy import check_output, mark
@@ -38,7 +39,7 @@ def fidelity(ref_latents, latents, ref_images, images, pixel_space: str) -> dict
     rel = float(np.linalg.norm(latents - ref_latents) / max(np.linalg.norm(ref_latents), 1e-12))
     a, b = to_unit(ref_images, pixel_space), to_unit(images, pixel_space)
     mse = float(np.mean((a - b) ** 2))
-    return {"latent_rel_l2": round(rel, 6), "psnr_db": round(10 * np.log10(1.0 / mse), 2) if mse > 0 else None}
+    return {"latent_rel_l2": round(rel, 6), "psnr_db": round(float(psnr_from_mse(mse)), 2) if mse > 0 else None}
 
 
 def run_plan(spec: dict, work: Path, name: str, timeout_s: float | None) -> dict:

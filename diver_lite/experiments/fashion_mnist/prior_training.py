@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from diver_lite.models.diver_models import DIT_SCHEDULE, DiverModels
 from diver_lite.models.tying import equalize_embedders, tie_embedders
 from diver_lite.core.schedule import alphas_cumprod
+from diver_lite.core.metrics import psnr_from_mse
 from diver_lite.experiments.loop_state import Batches, resume, snapshot
 
 
@@ -232,7 +233,7 @@ def reconstruction_psnr(vae, images: np.ndarray) -> float:
     with torch.no_grad():
         rec = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
     mse = float(F.mse_loss((rec + 1) / 2, (x + 1) / 2))
-    return 10 * math.log10(1.0 / mse)
+    return float(psnr_from_mse(mse))
 
 
 def evaluate_prior(models: DiverModels, test_images: np.ndarray, test_labels: np.ndarray, classifier,
