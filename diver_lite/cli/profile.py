@@ -4,9 +4,11 @@ from pathlib import Path
 
 import click
 
-from diver_lite.cli.dataclass_options import SectionedCommand, dataclass_options, given
+from diver_lite.cli.dataclass_options import SectionedCommand, dataclass_options, given, section_option
 from diver_lite.core.config import RecoverConfig
 from diver_lite.errors import ConfigError
+
+IO, MODEL, MEMORY, RUN = "Input and output", "Model and backend", "Memory", "Run"
 
 EXAMPLE = """
 \b
@@ -27,26 +29,28 @@ Outputs: profile.json, profile.md, profile.png.
 
 @click.command(cls=SectionedCommand, epilog=EXAMPLE, context_settings={"show_default": True})
 @click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Report folder.")
-@click.option("--model", default=None, help="As for recover.  [default: the embedded Fashion-MNIST prior]")
-@click.option("--vae", default=None, help="As for recover.")
-@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
-@click.option("--plans", default=None, help="Comma-separated plans to compare with fp32.  [default: bf16, int8, "
-              "bf16+offload-model, bf16+offload-stream on CPU; fp16, bf16, int8 and the offloads on CUDA]")
-@click.option("--images", "num_images", type=click.IntRange(min=1), default=16,
-              help="Images to recover per plan (the first of INPUT, or of the real Fashion-MNIST test split).")
-@click.option("--layout", default=None, help="INPUT's layout; detected when omitted.")
-@click.option("--subset", default=None, help="ImageNet class map for INPUT's labels (as for recover).")
+@section_option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Report folder.", section=IO)
+@section_option("--model", default=None, section=MODEL,
+                help="As for recover.  [default: the embedded Fashion-MNIST prior]")
+@section_option("--vae", default=None, help="As for recover.", section=MODEL)
+@section_option("--device", default="auto", help="auto, cpu, cuda or cuda:N.", section=MODEL)
+@section_option("--plans", default=None, section=MEMORY, help="Comma-separated plans to compare with fp32.  [default: "
+                "bf16, int8, bf16+offload-model, bf16+offload-stream on CPU; fp16, bf16, int8 and the offloads on CUDA]")
+@section_option("--images", "num_images", type=click.IntRange(min=1), default=16, section=IO,
+                help="Images to recover per plan (the first of INPUT, or of the real Fashion-MNIST test split).")
+@section_option("--layout", default=None, help="INPUT's layout; detected when omitted.", section=IO)
+@section_option("--subset", default=None, section=IO,
+                help="ImageNet class map for INPUT's labels (as for recover).")
 @dataclass_options(RecoverConfig)
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, help="Images per DiT batch.")
-@click.option("--judge/--no-judge", default=None, help="Report how often a real-data classifier agrees with the "
-              "reference.  [default: on for the embedded default]")
-@click.option("--timeout", type=click.FloatRange(min=1), default=None, help="Seconds per plan before it is "
-              "stopped and reported as failed.")
-@click.option("--onnx", "onnx_dirs", multiple=True, type=click.Path(path_type=Path),
+@section_option("--batch-size", type=click.IntRange(min=1), default=4, help="Images per DiT batch.", section=RUN)
+@section_option("--judge/--no-judge", default=None, help="Report how often a real-data classifier agrees with the "
+              "reference.  [default: on for the embedded default]", section=RUN)
+@section_option("--timeout", type=click.FloatRange(min=1), default=None, help="Seconds per plan before it is "
+              "stopped and reported as failed.", section=RUN)
+@section_option("--onnx", "onnx_dirs", multiple=True, type=click.Path(path_type=Path),
               help="An exported folder (diver-lite export) for the ONNX Runtime plans ort-fp32, ort-fp16, ort-int8 "
-              "(+resident: all graphs held); repeat it for each precision.")
-@click.option("--overwrite", is_flag=True, help="Replace a previous report in -o.")
+              "(+resident: all graphs held); repeat it for each precision.", section=MODEL)
+@section_option("--overwrite", is_flag=True, help="Replace a previous report in -o.", section=IO)
 def profile(input_path, out, model, vae, device, plans, num_images, layout, subset, batch_size, judge, timeout,
             onnx_dirs, overwrite, **recovery):
     """Profile runtime plans against the fp32 reference on the same images and seeds.
