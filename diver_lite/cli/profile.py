@@ -34,8 +34,9 @@ Outputs: profile.json, profile.md, profile.png.
                 help="As for recover.  [default: the embedded Fashion-MNIST prior]")
 @section_option("--vae", default=None, help="As for recover.", section=MODEL)
 @section_option("--device", default="auto", help="auto, cpu, cuda or cuda:N.", section=MODEL)
-@section_option("--plans", default=None, section=MEMORY, help="Comma-separated plans to compare with fp32.  [default: "
-                "bf16, int8, bf16+offload-model, bf16+offload-stream on CPU; fp16, bf16, int8 and the offloads on CUDA]")
+@section_option("--plans", default=None, section=MEMORY,
+                help="Comma-separated plans to compare with fp32.  [default: bf16, int8, bf16+offload-model, "
+                "bf16+offload-stream on CPU; fp16, bf16, int8 and the offloads on CUDA]")
 @section_option("--images", "num_images", type=click.IntRange(min=1), default=16, section=IO,
                 help="Images to recover per plan (the first of INPUT, or of the real Fashion-MNIST test split).")
 @section_option("--layout", default=None, help="INPUT's layout; detected when omitted.", section=IO)
