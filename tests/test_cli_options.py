@@ -110,3 +110,11 @@ def test_the_python_api_and_the_command_line_refuse_the_same_values_in_one_line(
         RecoverConfig(steps=4, guidance_window=(5, 9))
     result = run("recover", dm_file, "-o", tmp_path / "o", *TINY, "--steps", "4", "--guidance-window", "5:9")
     assert_one_line_error(result, 2, "guidance window 5:9")
+    from diver_lite.pipeline.run import RunOptions
+
+    for bad, needle in (({"layout": "bogus"}, "layout='bogus'"), ({"experiment": -1}, "not a count"),
+                        ({"resume": True, "overwrite": True}, "contradict")):
+        with pytest.raises(ConfigError, match=needle):
+            RunOptions(**bad)
+    assert_one_line_error(run("recover", dm_file, "-o", tmp_path / "o", *TINY, "--resume", "--overwrite"), 2,
+                          "contradict")

@@ -52,6 +52,27 @@ class RunOptions:
     max_png: int | None = None
     shard: Shard = Shard()
 
+    def __post_init__(self):
+        """The same one-line errors from Python as from the command line, before anything is read."""
+        from diver_lite.layouts import LAYOUTS
+
+        def need(ok: bool, what: str, fix: str):
+            if not ok:
+                raise ConfigError(what, fix)
+
+        need(self.layout is None or self.layout in LAYOUTS, f"layout={self.layout!r}",
+             f"use one of {', '.join(LAYOUTS)}, or None to detect it")
+        need(self.pixel_space is None or isinstance(self.pixel_space, str), f"pixel_space={self.pixel_space!r}",
+             "give a pixel space's name (unit, imagenet, ...) or None")
+        for name in ("experiment", "max_png"):
+            value = getattr(self, name)
+            need(value is None or isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+                 f"{name}={value!r} is not a count", "use 0, 1, 2, ... or None")
+        need(self.class_map is None or all(isinstance(c, int) and not isinstance(c, bool) for c in self.class_map),
+             f"class_map={self.class_map!r} is not a list of DiT class ids", "give one integer id per label")
+        need(isinstance(self.shard, Shard), f"shard={self.shard!r}", "use Shard(index, count)")
+        need(not (self.resume and self.overwrite), "resume and overwrite contradict each other", "pass only one")
+
 
 @dataclass
 class Progress:
