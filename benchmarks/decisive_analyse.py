@@ -112,6 +112,13 @@ def restore(root: Path, keep: Path) -> None:
             continue
         kept = [r for r in rows if r["file"] == stage and (whole.get(r["seed"]) == r["cpu"] or
                                                            (r["seed"] not in whole and r["cpu"] == here))]
+        # A seed made whole on another CPU is done: its runs are put back under this CPU's fingerprint of the same
+        # set (the recovered sets differ by a few ulps between CPUs), so that the evaluation here skips the seed
+        # instead of training it again. Only the evaluation's own state gets these rows; sync() leaves them out.
+        mine = {tuple(label): fp for fp, label in sets.get(here, {}).items()}
+        for r in kept:
+            if r["cpu"] != here and (r["stage"], r["arm"], None if r["arm"] in ("S", "P") else r["seed"]) in mine:
+                r["set"] = mine[(r["stage"], r["arm"], None if r["arm"] in ("S", "P") else r["seed"])]
         dst = root / f"eval_{stage}" / ".diver-lite" / "runs.jsonl"
         dst.parent.mkdir(parents=True, exist_ok=True)
         present = set(dst.read_text().splitlines()) if dst.is_file() else set()
@@ -133,8 +140,18 @@ def _key(line: str) -> tuple | None:
         return None
 
 
+def _known(line: str, sets: dict) -> bool:
+    """Is the row's set one its CPU recovered (a run that happened there)?"""
+    try:
+        row = json.loads(line)
+        return row["set"] in sets.get(row.get("cpu"), {})
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
 def sync(root: Path, keep: Path) -> None:
     """Add the runs finished under root to KEEP's files; rows kept there already (other CPUs' included) stay."""
+    sets = json.loads((keep / "sets.json").read_text()) if (keep / "sets.json").is_file() else {}
     for stage in SETS:
         src = root / f"eval_{stage}" / ".diver-lite" / "runs.jsonl"
         if not src.is_file():
@@ -144,6 +161,8 @@ def sync(root: Path, keep: Path) -> None:
         seen = {_key(line) for line in present}
         new = []
         for line in src.read_text().splitlines():
+            if not _known(line, sets):      # a row restore() put back under this CPU's fingerprint: not a new run
+                continue
             if _key(line) is not None and _key(line) not in seen:
                 seen.add(_key(line))
                 new.append(line)
