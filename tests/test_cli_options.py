@@ -45,6 +45,18 @@ def test_every_recovery_field_is_an_option_with_the_fields_own_choices_and_range
         ["--sampling-steps"]
 
 
+def test_the_model_options_are_one_declaration_shared_by_every_command_that_loads_a_model():
+    from diver_lite.pipeline.engine import MODEL_FIELDS, EngineSpec
+
+    for name in MODEL_FIELDS:
+        meta = next(f for f in fields(EngineSpec) if f.name == name).metadata["cli"]
+        for command in ("recover", "profile", "export"):
+            if command == "profile" and name == "timestep_embedding":
+                continue                       # profile's plans load the model as recover does, by folder
+            option = command_option(command, name)
+            assert option.default is None and meta["help"] in option.help, (command, name)
+
+
 def test_help_lists_the_options_under_their_sections_in_order():
     text = run("recover", "--help").output
     titles = [line.rstrip(":") for line in text.splitlines() if line.rstrip(":") in SECTIONS]

@@ -61,13 +61,13 @@ def _click_type(meta: dict, py_type):
     return str
 
 
-def field_options(cls, exclude: tuple[str, ...] = ()) -> list[tuple[list, dict]]:
+def field_options(cls, exclude: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> list[tuple[list, dict]]:
     """(declarations, keywords) of click options for `cls`'s fields that carry metadata (in field order), each
     defaulting to None."""
     out = []
     for f in fields(cls):
         meta = f.metadata.get("cli")
-        if meta is None or f.name in exclude:
+        if meta is None or f.name in exclude or (only is not None and f.name not in only):
             continue
         flag = meta["flag"] or "--" + f.name.replace("_", "-")
         shown = meta["shown_default"] or _shown(f.default)
@@ -88,10 +88,10 @@ def _shown(default) -> str:
     return "none" if default is None else str(default)
 
 
-def dataclass_options(cls, exclude: tuple[str, ...] = ()):
-    """A decorator adding field_options(cls) to a click command."""
+def dataclass_options(cls, exclude: tuple[str, ...] = (), only: tuple[str, ...] | None = None):
+    """A decorator adding field_options(cls) to a click command (`only`: just these fields)."""
     def decorate(f):
-        for decls, kwargs in reversed(field_options(cls, exclude)):
+        for decls, kwargs in reversed(field_options(cls, exclude, only)):
             f = click.option(*decls, cls=SectionOption, **kwargs)(f)
         return f
     return decorate

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import click
 
+from diver_lite.cli.dataclass_options import dataclass_options
 from diver_lite.export.manifest import PRECISIONS
+from diver_lite.pipeline.engine import MODEL_FIELDS, EngineSpec
 from diver_lite.registry import module_names
 
 EXAMPLE = """
@@ -21,12 +23,7 @@ GRAPHS = module_names("diver_lite.export.graphs")   # export/graphs/, one file p
 
 
 @click.command(epilog=EXAMPLE, context_settings={"show_default": True})
-@click.option("--model", default=None, help="Diffusers DiT folder, original DiT .pt, cached repo id, or "
-              "tiny-random.  [default: the embedded Fashion-MNIST prior]")
-@click.option("--vae", default=None, help="AutoencoderKL folder or cached repo id (with an original .pt).")
-@click.option("--timestep-embedding", type=click.Choice(["dit", "diffusers"]), default=None,
-              help="Timestep frequencies the DiT's weights were trained with: dit (Meta's DiT-XL/2: /128) or "
-              "diffusers (/127). Default: what the model folder records; none recorded means Meta's (dit).")
+@dataclass_options(EngineSpec, only=MODEL_FIELDS)
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Folder for the graphs.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="Of the DiT graphs: fp16 for GPU providers, int8 (dynamic quantization) for CPU. The VAE stays "

@@ -6,6 +6,7 @@ import click
 
 from diver_lite.cli.dataclass_options import SectionedCommand, dataclass_options, given, section_option
 from diver_lite.core.config import RecoverConfig
+from diver_lite.pipeline.engine import EngineSpec
 from diver_lite.errors import ConfigError
 
 IO, MODEL, MEMORY, RUN = "Input and output", "Model and backend", "Memory", "Run"
@@ -30,9 +31,7 @@ Outputs: profile.json, profile.md, profile.png.
 @click.command(cls=SectionedCommand, epilog=EXAMPLE, context_settings={"show_default": True})
 @click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
 @section_option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Report folder.", section=IO)
-@section_option("--model", default=None, section=MODEL,
-                help="As for recover.  [default: the embedded Fashion-MNIST prior]")
-@section_option("--vae", default=None, help="As for recover.", section=MODEL)
+@dataclass_options(EngineSpec, only=("model", "vae"))
 @section_option("--device", default="auto", help="auto, cpu, cuda or cuda:N.", section=MODEL)
 @section_option("--plans", default=None, section=MEMORY,
                 help="Comma-separated plans to compare with fp32.  [default: bf16, int8, bf16+offload-model, "

@@ -15,6 +15,7 @@ from diver_lite.core.config import METHOD_PRESETS, PRESET_TABLES, RecoverConfig
 from diver_lite.core.prepare import PIXEL_SPACES
 from diver_lite.errors import ConfigError, InputError
 from diver_lite.layouts import LAYOUTS
+from diver_lite.pipeline.engine import MODEL_FIELDS, EngineSpec
 
 EXAMPLE = """
 \b
@@ -87,13 +88,7 @@ IO, MODEL, RUN = "Input and output", "Model and backend", "Run"
 @section_option("--no-png", is_flag=True, section=IO, help="Skip png/ and grid.png.")
 @section_option("--max-png", type=click.IntRange(min=0), default=1000, section=IO,
                 help="Write PNGs for at most this many images (the grid shows at most 50).")
-@section_option("--model", default=None, section=MODEL, help="Diffusers DiT folder, original DiT .pt, repo id in "
-                "the local HF cache, or tiny-random (random weights).  [default: the embedded Fashion-MNIST prior]")
-@section_option("--vae", default=None, section=MODEL,
-                help="AutoencoderKL folder or cached repo id (needed with an original .pt).")
-@section_option("--timestep-embedding", type=click.Choice(["dit", "diffusers"]), default=None, section=MODEL,
-                help="Timestep frequencies the DiT's weights were trained with: dit (Meta's DiT-XL/2: /128) or "
-                "diffusers (/127). Default: what the model folder records; none recorded means Meta's (dit).")
+@dataclass_options(EngineSpec, only=MODEL_FIELDS)
 @section_option("--backend", type=click.Choice(["torch", "onnxruntime"]), default=None, section=MODEL,
                 help="torch, or ONNX Runtime over graphs from `diver-lite export` (with --onnx).  [default: "
                 "onnxruntime when --onnx is given, else torch]")
@@ -141,7 +136,6 @@ def recover(ctx, **params):
     from tqdm import tqdm
 
     from diver_lite.cli.config_file import apply_file, read_config
-    from diver_lite.pipeline.engine import EngineSpec
     from diver_lite.pipeline.run import RunOptions
     from diver_lite.pipeline.run import recover as run_recover
     from diver_lite.pipeline.run_state import Shard

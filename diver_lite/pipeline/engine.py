@@ -6,8 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from diver_lite.errors import ConfigError
+from diver_lite.options import option
 
 BACKENDS = ("torch", "onnxruntime")
+MODEL_FIELDS = ("model", "vae", "timestep_embedding")    # what every command that loads a model takes
 
 
 @dataclass(frozen=True)
@@ -19,15 +21,22 @@ class EngineSpec:
     `onnx_graph` (dit or guided_step) and `provider` names."""
 
     backend: str = "torch"
-    model: object = None
-    vae: str | os.PathLike | None = None
+    model: object = option(None, "Diffusers DiT folder, original DiT .pt, repo id (downloaded once, then cached; "
+                           "HF_HUB_OFFLINE=1: the cache only), or tiny-random (random weights).",
+                           section="Model and backend", shown_default="the embedded Fashion-MNIST prior")
+    vae: str | os.PathLike | None = option(None, "AutoencoderKL folder or repo id (with an original .pt; default "
+                                           "there: stabilityai/sd-vae-ft-mse).", section="Model and backend",
+                                           shown_default="the model folder's vae/")
     device: str = "auto"
     precision: str = "fp32"
     plan: object = None
     budget_gb: float | str | None = None      # GB, or "auto": the device's free memory (memory.budget)
     budget_for: str | None = None
     auto_batch: bool = False                  # the largest batch that fits the budget (auto when none is given)
-    timestep_embedding: str | None = None
+    timestep_embedding: str | None = option(None, "Timestep frequencies the DiT's weights were trained with: dit "
+                                            "(Meta's DiT-XL/2: /128) or diffusers (/127).",
+                                            choices=("dit", "diffusers"), section="Model and backend",
+                                            shown_default="what the model folder records; none recorded: dit")
     onnx_dir: str | os.PathLike | None = None
     onnx_graph: str = "dit"
     provider: str | None = None
