@@ -54,9 +54,10 @@ def _convert(param: click.Parameter, value, ctx, path: Path):
             return value
         if isinstance(value, (dict, list)):
             raise TypeError(f"{value!r} is not a single value")
-        return param.type.convert(value if not isinstance(value, (int, float)) or isinstance(value, bool)
-                                  or isinstance(param.type, (click.types.IntParamType, click.types.FloatParamType))
-                                  else str(value), param, ctx)
+        numeric = isinstance(param.type, (click.types.IntParamType, click.types.FloatParamType))
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not numeric:
+            value = str(value)                 # a choice such as cfg_channels = 3, as the command line gives it
+        return param.type.convert(value, param, ctx)
     except (TypeError, ValueError, click.BadParameter) as e:
         msg = e.format_message() if isinstance(e, click.BadParameter) else str(e)
         raise ConfigError(f"--config {path}: {param.name} = {value!r}: {msg}", f"fix {param.name} in the file")
