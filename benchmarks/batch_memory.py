@@ -23,7 +23,8 @@ def one(device: str, plan_label: str, batch: int, model: str | None) -> dict:
     from diver_lite.experiments.fashion_mnist import data as fm
     from diver_lite.memory.estimate import estimate_peak_bytes
     from diver_lite.memory.plan import RuntimePlan
-    from diver_lite.memory.runtime import sizes_for
+    from diver_lite.memory.runtime import sizes_of
+    from diver_lite.models.open import open_models
     from diver_lite.pipeline.batches import recover_batches
     from diver_lite.pipeline.engine import EngineSpec, build_engine
     from diver_lite.pipeline.report import current_rss_bytes, peak_rss_mb
@@ -33,7 +34,7 @@ def one(device: str, plan_label: str, batch: int, model: str | None) -> dict:
     x = from_unit(fm.to_images(images[np.arange(batch) % len(images)]), "imagenet").astype(np.float32)
     y = labels[np.arange(batch) % len(labels)]
     config = RecoverConfig.from_preset("dm", 1, "predd", batch_size=batch)
-    estimate = estimate_peak_bytes(plan, sizes_for(model), batch, device, current_rss_bytes())
+    estimate = estimate_peak_bytes(plan, sizes_of(open_models(model)), batch, device, current_rss_bytes())
     backend = build_engine(EngineSpec(model=model, device=device, plan=plan), batch_size=batch)
     if device == "cuda":
         import torch

@@ -130,6 +130,7 @@ def test_original_checkpoint_runs_metas_network(meta_like, tiny_model_dir):
 
 def test_hub_layout_folder_and_lazy_runtime_run_metas_network(meta_like):
     from diver_lite.memory.runtime import build_runtime
+    from diver_lite.models.open import open_models
     from diver_lite.memory.plan import RuntimePlan
 
     folder, sd = meta_like
@@ -138,7 +139,7 @@ def test_hub_layout_folder_and_lazy_runtime_run_metas_network(meta_like):
     assert models.timestep_embedding == "dit"
     assert (out_of(models) - ref).abs().max() <= 1e-4
     for plan in (RuntimePlan("fp32"), RuntimePlan("fp32", "stream")):      # weightless build, filled from the file
-        runtime = build_runtime(folder / "hub", None, torch.device("cpu"), plan)
+        runtime = build_runtime(open_models(folder / "hub"), torch.device("cpu"), plan)
         assert runtime.models.timestep_embedding == "dit", plan
         runtime.placement.activate("transformer")
         assert (out_of(runtime.models) - ref).abs().max() <= 1e-4, plan

@@ -66,3 +66,16 @@ def test_no_import_circle():
     # A package's __init__ re-exporting its modules is not a circle of behaviour.
     circles = [c for c in circles if not any(x.endswith("__init__") for x in c)]
     assert circles == [], circles
+
+
+def test_the_memory_runtime_places_models_it_is_handed_and_never_chooses_how_to_load_them():
+    """models/ opens a source once (models/open.py) and hands the result on; memory/ fills, casts and places it. An
+    import of the loaders from memory/ would bring back the second, competing choice of how a source is loaded."""
+    loaders = {"diver_lite.models.load", "diver_lite.models.weightless", "diver_lite.models.source",
+               "diver_lite.models.open"}
+    graph = modules()
+    reaching = {m: sorted(graph[m] & loaders) for m in graph if package(m) == "memory" and graph[m] & loaders}
+    assert reaching == {}, reaching
+    import diver_lite.memory.runtime as runtime
+
+    assert not hasattr(runtime, "open_models") and not hasattr(runtime, "load_models")

@@ -165,13 +165,14 @@ from diver_lite.core.config import RecoverConfig
 from diver_lite.pipeline.engine import EngineSpec, build_engine
 from diver_lite.core.recovery import recover_batch
 from diver_lite.pipeline.report import current_rss_bytes, peak_rss_mb
-from diver_lite.memory.runtime import sizes_for
+from diver_lite.memory.runtime import sizes_of
+from diver_lite.models.open import open_models
 from diver_lite.memory.plan import RuntimePlan
 from diver_lite.memory.estimate import estimate_peak_bytes
 from diver_lite.core.schedule import build_schedule
 plan = RuntimePlan(**{plan.to_dict()!r})
 cfg = RecoverConfig(t_init=2, steps=3, batch_size=4)
-est = estimate_peak_bytes(plan, sizes_for({str(model_dir)!r}, None), 4, "cpu", current_rss_bytes())
+est = estimate_peak_bytes(plan, sizes_of(open_models({str(model_dir)!r})), 4, "cpu", current_rss_bytes())
 b = build_engine(EngineSpec(model={str(model_dir)!r}, device="cpu", plan=plan))
 x = np.zeros((4, 3, 32, 32), np.float32)
 recover_batch(b, x, np.arange(4), list(range(4)), cfg, build_schedule(cfg, b.schedule), "imagenet")

@@ -66,7 +66,8 @@ def profile(input_path, out, model, vae, device, plans, num_images, layout, subs
     from diver_lite.pipeline.engine import resolve_device
     from diver_lite.profiling.profile import DEFAULT_PLANS, parse_plan
     from diver_lite.profiling.profile import profile as run_profile
-    from diver_lite.memory.runtime import sizes_for
+    from diver_lite.memory.runtime import sizes_of
+    from diver_lite.models.open import open_models
 
     config = RecoverConfig(**given(RecoverConfig, recovery), batch_size=batch_size)   # the same for every plan
     dev = resolve_device(device).type
@@ -74,7 +75,7 @@ def profile(input_path, out, model, vae, device, plans, num_images, layout, subs
     if not plan_list:
         raise ConfigError("--plans is empty", "name at least one plan, e.g. --plans bf16,int8")
     images, labels, space = _inputs(input_path, layout, num_images)
-    sizes = sizes_for(model, vae)
+    sizes = sizes_of(open_models(model, vae))   # weightless from safetensors: nothing read
     dit_ids = np.array(resolve_class_map(subset, None, int(labels.max()) + 1, sizes.num_classes))[labels]
     use_judge = judge if judge is not None else model is None
     judge_fn = _fashion_mnist_judge(space, click.echo) if use_judge else None

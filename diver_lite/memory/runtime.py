@@ -1,9 +1,10 @@
-"""Building the torch runtime of a plan: the models loaded in the plan's dtypes, int8 layers swapped in, and a
-placement (offload.py) deciding where weights wait. From safetensors the models are built weightless and filled a
-tensor at a time, straight into their dtype and place (no full-precision copy in RAM, int8 blocks quantized as they
-are read); other sources load whole first."""
+"""Building the torch runtime of a plan from opened models (models/open.py): the models cast to the plan's dtypes,
+int8 layers swapped in, and a placement (offload.py) deciding where weights wait. Weightless models are filled a
+tensor at a time from their safetensors, straight into their dtype and place (no full-precision copy in RAM, int8
+blocks quantized as they are read); models loaded whole are cast and placed. Nothing here chooses how to load."""
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -14,10 +15,9 @@ from diver_lite.memory.plan import RuntimePlan, apply_tactics
 from diver_lite.memory.tactics.precision import PRECISIONS, quantizer
 from diver_lite.models.diver_models import DiverModels
 from diver_lite.models.lazy_weights import map_large_allocations, materialize, return_free_memory
-from diver_lite.models.load import load_models
-from diver_lite.models.source import SAFETENSORS, ModelSource, resolve_source
-from diver_lite.models.weightless import weightless_models
-from diver_lite.models.weights_file import WeightsFile
+
+if TYPE_CHECKING:   # the type of what it is handed; opening a source is models/open.py's alone
+    from diver_lite.models.open import OpenedModels
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 EMBEDDER = "norm1.emb."
@@ -36,43 +36,32 @@ class Runtime:
         return self.quantized_layers if self.plan.precision == "int8" else 0
 
 
-def prepare_models(source: ModelSource, timestep_embedding: str | None = None) -> DiverModels:
-    """What a plan is sized on and built from: weightless models for safetensors folders (nothing read but the
-    configs and the embedders), else the models loaded whole in fp32 on the CPU."""
-    if source.safetensors_folders is not None:
-        return weightless_models(source, timestep_embedding)
-    return load_models(source, device="cpu", timestep_embedding=timestep_embedding)
+def torch_dtype(plan: RuntimePlan, device_type: str) -> torch.dtype:
+    """The dtype the plan runs the DiT in on this device (what a source loaded whole is best read in)."""
+    return DTYPES[plan.compute_dtype(device_type)]
 
 
-def sizes_for(model, vae=None) -> ModelSizes:
-    """ModelSizes without reading weights where the source allows (estimate.model_sizes)."""
-    models = prepare_models(resolve_source(model, vae))
-    return model_sizes(models.transformer, models.vae)
+def sizes_of(opened: "OpenedModels") -> ModelSizes:
+    """ModelSizes of opened models (weightless ones are sized from their configs, nothing read)."""
+    return model_sizes(opened.models.transformer, opened.models.vae)
 
 
-def build_runtime(model, vae, device: torch.device, plan: RuntimePlan, timestep_embedding: str | None = None,
-                  prepared: DiverModels | None = None) -> Runtime:
-    """`model`, `vae`: what source.resolve_source takes. `prepared`: prepare_models' result for this source when
-    the caller already has it (a budget sized the plan on it)."""
+def build_runtime(opened: "OpenedModels", device: torch.device, plan: RuntimePlan) -> Runtime:
+    """The runtime of `plan` on `device` over `opened` (models/open.py), which it fills, casts and places."""
     plan.check_device(device.type)
-    source = resolve_source(model, vae)
     dit_dtype = DTYPES[plan.compute_dtype(device.type)]
     vae_dtype = DTYPES[plan.vae_dtype(device.type)]
-    folders = source.safetensors_folders
-    if folders is None:
+    models = opened.models
+    if not opened.weightless:
         if plan.offload == "stream" and device.type == "cpu":
             raise ConfigError("--offload stream on the CPU reads DiT blocks from a safetensors file",
                               "give --model a diffusers folder with .safetensors weights (see models.save)")
-        models = prepared or load_models(source, device="cpu", dtype=dit_dtype,
-                                         timestep_embedding=timestep_embedding)
         return _place_loaded(models, device, plan, dit_dtype, vae_dtype)
     if device.type == "cpu" and plan.offload == "stream":
         map_large_allocations()
-    dit_file, vae_file = WeightsFile(folders[0] / SAFETENSORS), WeightsFile(folders[1] / SAFETENSORS)
-    models = prepared or weightless_models(source, timestep_embedding)
     torch.nn.Module.to(models.transformer, dit_dtype)   # (diffusers' own .to warns about every cast)
     torch.nn.Module.to(models.vae, vae_dtype)
-    return _place_lazy(models, dit_file, vae_file, device, plan, dit_dtype, vae_dtype)
+    return _place_lazy(models, *opened.weights, device, plan, dit_dtype, vae_dtype)
 
 
 def _vae_parts(vae) -> dict:

@@ -89,10 +89,11 @@ def resolve_device(device: str):
 
 
 def build_engine(spec: EngineSpec, cfg_channels: int = 3, batch_size: int = 1,
-                 log: Callable[[str], None] | None = None, max_batch: int = 256, prepared=None):
+                 log: Callable[[str], None] | None = None, max_batch: int = 256, opened=None):
     """The backend (backends/base.py) that `spec` describes, for batches of `batch_size` images (with
-    `spec.auto_batch`: the largest up to `max_batch` that fits, as `backend.batch_size`). `prepared`:
-    memory.runtime.prepare_models' result for spec's model when the caller already sized on it."""
+    `spec.auto_batch`: the largest up to `max_batch` that fits, as `backend.batch_size`). The model source is
+    opened once (models/open.py; `opened`: already opened by the caller, e.g. to size a plan on) and handed to the
+    memory runtime, which places it."""
     if spec.backend == "onnxruntime":
         return _ort_engine(spec, cfg_channels)
     if spec.backend != "torch":
@@ -100,38 +101,48 @@ def build_engine(spec: EngineSpec, cfg_channels: int = 3, batch_size: int = 1,
     if spec.provider is not None:
         raise ConfigError("--provider chooses ONNX Runtime's execution providers", "use it with --backend onnxruntime")
     from diver_lite.backends.torch_backend import TorchBackend
-    from diver_lite.memory.budget import auto_budget_gb, largest_batch, plan_for_budget
-    from diver_lite.memory.estimate import model_sizes
     from diver_lite.memory.plan import RuntimePlan
-    from diver_lite.memory.runtime import build_runtime, prepare_models
-    from diver_lite.models.source import resolve_source
-    from diver_lite.pipeline.report import current_rss_bytes
+    from diver_lite.memory.runtime import build_runtime, torch_dtype
+    from diver_lite.models.open import open_models
 
     dev = resolve_device(spec.device)
     plan, batch = spec.plan or RuntimePlan(spec.precision), batch_size
-    source = resolve_source(spec.model, spec.vae)          # the model argument, interpreted once
-    if spec.budget_gb is not None or spec.auto_batch:
-        if spec.budget_for is not None and spec.budget_for != dev.type:
-            flag = {"cuda": "--vram-budget", "cpu": "--ram-budget"}
-            raise ConfigError(f"{flag[spec.budget_for]} was given but the run is on {dev.type}",
-                              f"use {flag[dev.type]}, or --device {spec.budget_for}")
-        prepared = prepared or prepare_models(source, spec.timestep_embedding)   # sized once, then built from
-        sizes = model_sizes(prepared.transformer, prepared.vae)
-        given = spec.budget_gb if spec.budget_gb is not None else "auto"
-        budget = auto_budget_gb(dev) if given == "auto" else given
-        what = f"{budget:.2f} GB (auto)" if given == "auto" else f"{budget:g} GB"
-        if spec.budget_gb is not None:
-            plan, estimate = plan_for_budget(sizes, dev.type, budget, 1 if spec.auto_batch else batch_size)
-        if spec.auto_batch:
-            runtime = current_rss_bytes() if dev.type == "cpu" else 0
-            batch, plan, estimate = largest_batch(plan, sizes, dev.type, int(budget * 2**30), runtime, max_batch)
-        if log:
-            log(f"memory plan for {what}: {plan.label}" + (f", batch {batch}" if spec.auto_batch else "")
-                + f" (estimated peak {estimate['total'] / 2**30:.2f} GB)")
-    runtime = build_runtime(source, None, dev, plan, spec.timestep_embedding, prepared)
+    sized = spec.budget_gb is not None or spec.auto_batch
+    if sized and spec.budget_for is not None and spec.budget_for != dev.type:
+        flag = {"cuda": "--vram-budget", "cpu": "--ram-budget"}
+        raise ConfigError(f"{flag[spec.budget_for]} was given but the run is on {dev.type}",
+                          f"use {flag[dev.type]}, or --device {spec.budget_for}")
+    # Read in the plan's dtype when the plan is known before sizing (a source loaded whole; safetensors are not read
+    # here), in fp32 when a budget chooses the plan.
+    opened = opened or open_models(spec.model, spec.vae, spec.timestep_embedding,
+                                   dtype=torch_dtype(RuntimePlan(), dev.type) if sized else torch_dtype(plan, dev.type))
+    if sized:
+        plan, batch = _plan_for_budget(spec, opened, dev, plan, batch_size, log, max_batch)
+    runtime = build_runtime(opened, dev, plan)
     backend = TorchBackend(runtime.models, cfg_channels, runtime.placement, dev, runtime)
     backend.batch_size = batch          # what the run uses (chosen when auto_batch)
     return backend
+
+
+def _plan_for_budget(spec, opened, dev, plan, batch_size, log, max_batch):
+    """(plan, batch): the fastest plan whose estimate fits the budget, and with auto_batch the largest batch."""
+    from diver_lite.machine import current_rss_bytes
+    from diver_lite.memory.budget import auto_budget_gb, largest_batch, plan_for_budget
+    from diver_lite.memory.runtime import sizes_of
+
+    sizes, batch = sizes_of(opened), batch_size
+    given = spec.budget_gb if spec.budget_gb is not None else "auto"
+    budget = auto_budget_gb(dev) if given == "auto" else given
+    what = f"{budget:.2f} GB (auto)" if given == "auto" else f"{budget:g} GB"
+    if spec.budget_gb is not None:
+        plan, estimate = plan_for_budget(sizes, dev.type, budget, 1 if spec.auto_batch else batch_size)
+    if spec.auto_batch:
+        runtime = current_rss_bytes() if dev.type == "cpu" else 0
+        batch, plan, estimate = largest_batch(plan, sizes, dev.type, int(budget * 2**30), runtime, max_batch)
+    if log:
+        log(f"memory plan for {what}: {plan.label}" + (f", batch {batch}" if spec.auto_batch else "")
+            + f" (estimated peak {estimate['total'] / 2**30:.2f} GB)")
+    return plan, batch
 
 
 def _ort_engine(spec: EngineSpec, cfg_channels: int):

@@ -36,10 +36,10 @@ def run(spec: dict) -> dict:
     else:
         import torch
 
-        from diver_lite.memory.estimate import estimate_peak_bytes, model_sizes
+        from diver_lite.memory.estimate import estimate_peak_bytes
         from diver_lite.memory.plan import RuntimePlan
-        from diver_lite.memory.runtime import prepare_models
-        from diver_lite.models.source import resolve_source
+        from diver_lite.memory.runtime import sizes_of
+        from diver_lite.models.open import open_models
         from diver_lite.pipeline.engine import EngineSpec, build_engine, resolve_device
 
         device = resolve_device(spec["device"])
@@ -47,14 +47,13 @@ def run(spec: dict) -> dict:
         label = plan.label
         if spec.get("reference"):   # the fp32 reference is strict fp32 on CUDA too
             plan = replace(plan, tf32=False)
-        prepared = prepare_models(resolve_source(spec["model"], spec["vae"]))   # sized on, then built from
-        estimate = estimate_peak_bytes(plan, model_sizes(prepared.transformer, prepared.vae), config.batch_size,
-                                       device.type, current_rss_bytes())
+        opened = open_models(spec["model"], spec["vae"])   # sized on, then built from
+        estimate = estimate_peak_bytes(plan, sizes_of(opened), config.batch_size, device.type, current_rss_bytes())
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         start = time.perf_counter()
         backend = build_engine(EngineSpec(model=spec["model"], vae=spec["vae"], device=spec["device"], plan=plan),
-                               config.cfg_channels, config.batch_size, prepared=prepared)
+                               config.cfg_channels, config.batch_size, opened=opened)
     load_s = time.perf_counter() - start
 
     warmup, bs = spec.get("warmup_batches", 0), config.batch_size
