@@ -18,12 +18,21 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
-def tiny_models():
+def _tiny_models_built():
     models = build_tiny_models(seed=0)
     models.tied_parameters = tie_embedders(models.transformer)
     models.transformer.eval().requires_grad_(False)
     models.vae.eval().requires_grad_(False)
     return models
+
+
+@pytest.fixture
+def tiny_models(_tiny_models_built):
+    """A fresh copy per test: a runtime may cast, move or wrap the models it is given, and no test may see what
+    another one did to them."""
+    import copy
+
+    return copy.deepcopy(_tiny_models_built)
 
 
 @pytest.fixture(scope="session")
@@ -34,15 +43,27 @@ def tiny_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_onnx_dir(tmp_path_factory, tiny_models):
+def tiny_onnx_dir(tmp_path_factory, worker_id, _tiny_models_built):
     """The tiny models exported once (fp32, every graph) for every test that reads graphs: read-only by contract
-    (a test that changes a graph copies the folder first)."""
+    (a test that changes a graph copies the folder first). Under pytest-xdist the workers share one export (made by
+    the first worker that asks, under a file lock, in this run's own temporary folder)."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
+    import copy
+
+    from filelock import FileLock
+
     from diver_lite.export.onnx import export_models
 
-    folder = tmp_path_factory.mktemp("onnx-fp32")
-    export_models(tiny_models, folder, "fp32")
+    if worker_id == "master":       # not under xdist: this session's own folder
+        folder = tmp_path_factory.mktemp("onnx-fp32")
+        export_models(copy.deepcopy(_tiny_models_built), folder, "fp32")
+        return folder
+    shared = tmp_path_factory.getbasetemp().parent          # this run's folder, above each worker's
+    folder = shared / "onnx-fp32"
+    with FileLock(str(shared / "onnx-fp32.lock")):
+        if not (folder / "manifest.json").is_file():     # written last by export_models
+            export_models(copy.deepcopy(_tiny_models_built), folder, "fp32")
     return folder
 
 
@@ -55,10 +76,13 @@ def make_images(n: int, size: int = 32, channels: int = 3, seed: int = 0) -> np.
 
 
 @pytest.fixture(scope="session")
-def tiny_backend(tiny_models):
+def tiny_backend(_tiny_models_built):
+    """Read-only by contract: one torch backend over its own copy of the tiny models, shared by the tests."""
+    import copy
+
     from diver_lite.backends.torch_backend import TorchBackend
 
-    return TorchBackend(tiny_models)
+    return TorchBackend(copy.deepcopy(_tiny_models_built))
 
 
 def assert_one_line_error(result, code: int, needle: str) -> None:

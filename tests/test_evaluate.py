@@ -97,7 +97,8 @@ def test_students_learn_from_real_images():
     images, labels, _ = fm.load("train")
     test, test_labels, _ = fm.load("test")
     x, tx = from_unit(fm.to_images(images[:500]), "imagenet"), from_unit(fm.to_images(test[:300]), "imagenet")
-    cfg = EvalConfig(students=("convnet", "mlp"), seeds=(0, 1), epochs=8, batch=64, dsa="none")
+    # 4 epochs reach ~71 % (8 epochs ~79 %, 2026-12-07): far above the bar at half the time
+    cfg = EvalConfig(students=("convnet", "mlp"), seeds=(0, 1), epochs=4, batch=64, dsa="none")
     result = evaluate_set(x, labels[:500], tx, test_labels[:300], cfg)
     conv = result["students"]["convnet"]
     assert len(conv["runs"]) == 2 and conv["mean"] > 40, conv            # chance is 10 %

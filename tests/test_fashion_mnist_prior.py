@@ -37,8 +37,12 @@ def test_the_vendored_subset_is_the_fallback(monkeypatch, tmp_path):
     assert x.shape == (1000, 28, 28) and np.bincount(y).tolist() == [100] * 10 and "vendored" in source
 
 
-SMOKE = ["--vae-steps", "30", "--dit-steps", "30", "--dit-width", "160", "--dit-depth", "4", "--device", "cpu",
+SMOKE = ["--vae-steps", "12", "--dit-steps", "30", "--dit-width", "160", "--dit-depth", "4", "--device", "cpu",
          "--classifier-epochs", "1", "--samples-per-class", "2"]
+
+
+# The module fixture (smoke_prior) is built once: every test here runs on the same xdist worker.
+pytestmark = pytest.mark.xdist_group("smoke_prior")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +69,7 @@ def test_train_prior_smoke_writes_a_loadable_model_and_its_card(smoke_prior):
     card = (out / "MODEL_CARD.md").read_text()
     assert f"{metrics['sample_accuracy']:.1%}" in card and "MIT" in card
     # the card's command reproduces this run (its sizes and steps), and names the device it ran on
-    assert "--seed 0 --vae-steps 30 --dit-steps 30 --dit-width 160 --dit-depth 4`" in card
+    assert "--seed 0 --vae-steps 12 --dit-steps 30 --dit-width 160 --dit-depth 4`" in card
     assert "torch cpu" in metrics["device"] and metrics["device"] in card
     assert (out / "loss.png").stat().st_size > 0 and (out / "samples.png").stat().st_size > 0
     models = load_models(out)
@@ -98,7 +102,7 @@ def test_train_prior_continues_a_priors_dit_and_keeps_its_vae(tmp_path, monkeypa
     card = (then / "MODEL_CARD.md").read_text()
     assert f"--continue-from {first} --dit-steps 1 --dit-lr-schedule cosine`" in card and "not retrained" in card
     # and it says how the prior it started from was trained
-    assert "`diver-lite train-prior -o DIR --seed 0 --vae-steps 30 --dit-steps 30 --dit-width 160 --dit-depth 4` " \
+    assert "`diver-lite train-prior -o DIR --seed 0 --vae-steps 12 --dit-steps 30 --dit-width 160 --dit-depth 4` " \
            "trained for 30 DiT steps" in card
     dit = json.loads((then / "transformer/config.json").read_text())
     assert (dit["num_attention_heads"] * dit["attention_head_dim"], dit["num_layers"]) == (160, 4)
@@ -111,3 +115,15 @@ def test_the_cosine_schedule_warms_up_then_decays_to_zero():
     assert lr_factor(0, constant) == lr_factor(0, cosine) == 1 / 500
     assert lr_factor(9999, constant) == 1.0 and lr_factor(9999, cosine) < 1e-6
     assert abs(lr_factor(5000, cosine) - 0.5) < 1e-9
+
+
+def test_the_reconstruction_psnr_covers_every_image_whatever_the_batch(tiny_models):
+    """The PSNR is computed in batches for speed: the same squared errors over all images as in one batch."""
+    from diver_lite.experiments.fashion_mnist.prior_training import reconstruction_psnr
+
+    images = np.random.default_rng(0).random((7, 3, 32, 32), dtype=np.float32)
+    whole = reconstruction_psnr(tiny_models.vae, images, batch=7)
+    assert abs(reconstruction_psnr(tiny_models.vae, images, batch=3) - whole) < 1e-4
+    # and it is a mean over all seven: the last, odd batch counts as much as the others
+    first_six = reconstruction_psnr(tiny_models.vae, images[:6], batch=3)
+    assert abs(first_six - whole) > 1e-3

@@ -54,6 +54,7 @@ def _wait_for_first_image(out: Path, proc, timeout: float = 60.0):
         time.sleep(0.02)
 
 
+@pytest.mark.xdist_group("big_set")   # one worker builds the reference set for both
 def test_sigkill_at_a_random_point_then_resume_gives_the_uninterrupted_set(tmp_path, big_set):
     src, reference = big_set
     out = tmp_path / "out"
@@ -76,6 +77,7 @@ def test_sigkill_at_a_random_point_then_resume_gives_the_uninterrupted_set(tmp_p
     assert np.array_equal(read_set(out / "set.pt").images, reference)
 
 
+@pytest.mark.xdist_group("big_set")   # one worker builds the reference set for both
 def test_sigint_stops_after_the_current_batch_with_a_resume_hint(tmp_path, big_set):
     src, reference = big_set
     out = tmp_path / "out"

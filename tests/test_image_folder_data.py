@@ -49,7 +49,7 @@ def test_train_prior_distill_recover_evaluate_on_an_image_folder(folders, tmp_pa
     train, test = folders
     run = lambda *args: CliRunner().invoke(cli, [str(a) for a in args])  # noqa: E731
     prior = tmp_path / "prior"
-    r = run("train-prior", "--data", train, "--test-folder", test, "-o", prior, "--vae-steps", 30, "--dit-steps", 30,
+    r = run("train-prior", "--data", train, "--test-folder", test, "-o", prior, "--vae-steps", 5, "--dit-steps", 5,
             "--classifier-epochs", 1, "--samples-per-class", 2)
     assert r.exit_code == 0, r.output
     card = (prior / "MODEL_CARD.md").read_text()

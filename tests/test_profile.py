@@ -12,6 +12,10 @@ from diver_lite.cli.main import cli
 from conftest import assert_one_line_error
 
 
+# The module fixture (profiled) is built once: every test here runs on the same xdist worker.
+pytestmark = pytest.mark.xdist_group("profiled")
+
+
 @pytest.fixture(scope="module")
 def profiled(tmp_path_factory, tiny_model_dir):
     out = tmp_path_factory.mktemp("profile") / "p"

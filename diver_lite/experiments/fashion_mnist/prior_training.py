@@ -227,13 +227,18 @@ def sample(models: DiverModels, labels: np.ndarray, cfg_scale: float = 4.0, step
     return np.clip((np.concatenate(out) + 1) / 2, 0, 1)
 
 
-def reconstruction_psnr(vae, images: np.ndarray) -> float:
-    """PSNR (dB, images in [0, 1]) of VAE reconstructions through the posterior mean."""
-    x = (torch.from_numpy(images) * 2 - 1).to(next(vae.parameters()).device)
-    with torch.no_grad():
-        rec = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
-    mse = float(F.mse_loss((rec + 1) / 2, (x + 1) / 2))
-    return float(psnr_from_mse(mse))
+def reconstruction_psnr(vae, images: np.ndarray, batch: int = 50) -> float:
+    """PSNR (dB, images in [0, 1]) of VAE reconstructions through the posterior mean, over all `images` (in
+    batches of `batch`: on one CPU thread, batches of 50 run twice as fast as 1,000 at once, the activations
+    staying in cache)."""
+    device = next(vae.parameters()).device
+    squared = 0.0
+    for i in range(0, len(images), batch):
+        x = (torch.from_numpy(images[i:i + batch]) * 2 - 1).to(device)
+        with torch.no_grad():
+            rec = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
+        squared += float(F.mse_loss((rec + 1) / 2, (x + 1) / 2, reduction="sum"))
+    return float(psnr_from_mse(squared / images.size))
 
 
 def evaluate_prior(models: DiverModels, test_images: np.ndarray, test_labels: np.ndarray, classifier,
