@@ -3,6 +3,7 @@ by recover and profile, listed in --help under sections; --config FILE.toml sits
 method's preset; every run writes run.toml, which repeats the run exactly."""
 
 import json
+import re
 from dataclasses import fields
 
 import click
@@ -130,3 +131,29 @@ def test_the_python_api_and_the_command_line_refuse_the_same_values_in_one_line(
             RunOptions(**bad)
     assert_one_line_error(run("recover", dm_file, "-o", tmp_path / "o", *TINY, "--resume", "--overwrite"), 2,
                           "contradict")
+
+
+def test_export_options_are_its_spec_and_python_gets_the_same_errors(tmp_path):
+    """export's options are ExportSpec's fields; a bad value is refused in one line by the CLI and by the
+    dataclass alike, before any model is loaded or folder written."""
+    from diver_lite.errors import ConfigError
+    from diver_lite.export.spec import GRAPHS, ExportSpec
+
+    for f in fields(ExportSpec):
+        meta = f.metadata["cli"]
+        option = command_option("export", f.name)
+        assert option.default is None and meta["help"] in option.help, f.name
+        if meta["choices"] is not None:
+            assert list(option.type.choices) == [str(c) for c in meta["choices"]], f.name
+    assert ExportSpec().graphs == GRAPHS and ExportSpec(graphs="dit, vae_decoder").graphs == ("dit", "vae_decoder")
+    assert ExportSpec().target_for(embedded_prior=True) == "x0" and ExportSpec().target_for(False) == "xt"
+    assert ExportSpec(guidance_target="x0").target_for(False) == "x0"
+    for bad, needle in ((dict(graphs="dit,unet"), "unknown graphs ['unet']"), (dict(graphs=","), "unknown graphs"),
+                        (dict(precision="int4"), "precision='int4'"), (dict(cfg_channels=5), "cfg_channels=5"),
+                        (dict(guidance_target="z"), "guidance_target='z'"), (dict(provider=""), "provider=''")):
+        with pytest.raises(ConfigError, match=re.escape(needle)):
+            ExportSpec(**bad)
+    out = tmp_path / "x"
+    assert_one_line_error(run("export", "--model", "tiny-random", "-o", out, "--graphs", "dit,unet"), 2,
+                          "unknown graphs ['unet']")
+    assert not out.exists()
