@@ -200,8 +200,8 @@ def export_models(models: DiverModels, out: str | os.PathLike, precision: str = 
                 "latent_channels": models.latent_channels, "latent_size": models.latent_size,
                 "scaling_factor": models.scaling_factor, "num_classes": models.num_classes,
                 "null_class": models.null_class, "schedule": models.schedule, "cfg_channels": cfg_channels,
-                "sigma_scaling": sigma_scaling, "guidance_target": guidance_target, "step_params": list(STEP_PARAMS), "made_for": made_for,
-                "graphs": {}}
+                "sigma_scaling": sigma_scaling, "guidance_target": guidance_target, "step_params": list(STEP_PARAMS),
+                "made_for": made_for, "graphs": {}}
     for k, name in enumerate(graphs):
         start = time.perf_counter()
         log(f"[{k + 1}/{len(graphs)}] exporting {name} ...")

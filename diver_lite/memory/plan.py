@@ -4,11 +4,11 @@ all derived from the tactic files."""
 from dataclasses import asdict, field, make_dataclass, replace
 
 from diver_lite.errors import ConfigError
-from diver_lite.memory.tactics.precision import compute_dtype
+from diver_lite.memory.tactics.precision import COMPUTE_DTYPES, compute_dtype
 from diver_lite.registry import discover
 
 TACTICS = discover("diver_lite.memory.tactics")
-BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+BYTES = {name: dtype.bytes for name, dtype in COMPUTE_DTYPES.items()}   # (a view of the table)
 
 
 class PlanMethods:

@@ -12,14 +12,14 @@ from diver_lite.errors import ConfigError
 from diver_lite.memory.estimate import ModelSizes, model_sizes
 from diver_lite.memory.offload import VAE_PARTS, BlockStream, ModelOffload, Resident, SequentialOffload
 from diver_lite.memory.plan import RuntimePlan, apply_tactics
-from diver_lite.memory.tactics.precision import PRECISIONS, quantizer
+from diver_lite.memory.tactics.precision import COMPUTE_DTYPES, PRECISIONS, quantizer
 from diver_lite.models.diver_models import DiverModels
 from diver_lite.models.lazy_weights import map_large_allocations, materialize, return_free_memory
 
 if TYPE_CHECKING:   # the type of what it is handed; opening a source is models/open.py's alone
     from diver_lite.models.open import OpenedModels
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {name: getattr(torch, dtype.torch_name) for name, dtype in COMPUTE_DTYPES.items()}   # (a view of the table)
 EMBEDDER = "norm1.emb."
 
 

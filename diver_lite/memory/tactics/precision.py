@@ -7,6 +7,18 @@ from diver_lite.memory.tactic import Tactic
 
 
 @dataclass(frozen=True)
+class ComputeDtype:
+    torch_name: str                  # the torch dtype (torch.<name>), named so that plans need no torch import
+    bytes: int
+
+
+# The dtypes activations and the layers that are not low-bit run in: the one table the estimate (bytes) and the
+# runtime (torch dtype) read.
+COMPUTE_DTYPES = {"fp32": ComputeDtype("float32", 4), "bf16": ComputeDtype("bfloat16", 2),
+                  "fp16": ComputeDtype("float16", 2)}
+
+
+@dataclass(frozen=True)
 class Precision:
     compute: dict                    # device type (or "*") -> the dtype activations and other layers run in
     devices: tuple = ("cpu", "cuda", "mps")

@@ -2,13 +2,14 @@
 
 from diver_lite.errors import ConfigError
 from diver_lite.memory.tactic import Tactic
+from diver_lite.memory.tactics.precision import COMPUTE_DTYPES
 
-VAE_PRECISIONS = ("fp32", "bf16", "fp16")
+VAE_PRECISIONS = tuple(COMPUTE_DTYPES)     # the VAE runs in one of the compute dtypes
 
 
 def _check(plan) -> None:
     if plan.vae_precision not in (None, *VAE_PRECISIONS):
-        raise ConfigError(f"unknown VAE precision {plan.vae_precision!r}", "use fp32, bf16 or fp16")
+        raise ConfigError(f"unknown VAE precision {plan.vae_precision!r}", f"use {', '.join(VAE_PRECISIONS)}")
 
 
 def _parse(part: str) -> dict | None:
