@@ -13,7 +13,8 @@
 
 import torch
 
-from diver_lite.errors import ConfigError, MissingDependencyError
+from diver_lite.errors import MissingDependencyError
+from diver_lite.memory.tactics.offload import sequential_needs_cuda, stream_needs_safetensors
 from diver_lite.models.lazy_weights import materialize, release, return_free_memory, set_parameter
 from diver_lite.models.weights_file import WeightsFile
 
@@ -78,8 +79,7 @@ class SequentialOffload:
     def __init__(self, device, modules: list):
         self.device = torch.device(device)
         if self.device.type != "cuda":
-            raise ConfigError("--offload sequential moves weights to a GPU layer by layer and needs CUDA",
-                              "on the CPU use --offload stream (or model) to lower RAM")
+            raise sequential_needs_cuda()
         try:
             from accelerate import cpu_offload
         except ImportError:
@@ -112,8 +112,7 @@ class BlockStream:
                                     if not n.startswith(skip)})
                 release(block, skip)
         elif source is None:
-            raise ConfigError("--offload stream on the CPU reads blocks from a safetensors file",
-                              "give --model a diffusers folder with .safetensors weights")
+            raise stream_needs_safetensors()
         for i, block in enumerate(self.blocks):
             self._handles.append(block.register_forward_pre_hook(lambda m, a, i=i: self._before(i)))
             self._handles.append(block.register_forward_hook(lambda m, a, o, i=i: self._after(i)))

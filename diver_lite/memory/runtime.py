@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from diver_lite.errors import ConfigError
 from diver_lite.memory.estimate import ModelSizes, model_sizes
 from diver_lite.memory.offload import VAE_PARTS, BlockStream, ModelOffload, Resident, SequentialOffload
 from diver_lite.memory.plan import RuntimePlan, apply_tactics
+from diver_lite.memory.tactics.offload import stream_needs_safetensors
 from diver_lite.memory.tactics.precision import COMPUTE_DTYPES, PRECISIONS, quantizer
 from diver_lite.models.diver_models import DiverModels
 from diver_lite.models.lazy_weights import map_large_allocations, materialize, return_free_memory
@@ -54,8 +54,7 @@ def build_runtime(opened: "OpenedModels", device: torch.device, plan: RuntimePla
     models = opened.models
     if not opened.weightless:
         if plan.offload == "stream" and device.type == "cpu":
-            raise ConfigError("--offload stream on the CPU reads DiT blocks from a safetensors file",
-                              "give --model a diffusers folder with .safetensors weights (see models.save)")
+            raise stream_needs_safetensors()
         return _place_loaded(models, device, plan, dit_dtype, vae_dtype)
     if device.type == "cpu" and plan.offload == "stream":
         map_large_allocations()

@@ -7,6 +7,18 @@ from diver_lite.memory.tactics.precision import PRECISIONS
 OFFLOADS = ("none", "model", "sequential", "stream")
 
 
+def sequential_needs_cuda() -> ConfigError:
+    """The one wording of this refusal (the plan's check and the placement raise it)."""
+    return ConfigError("--offload sequential moves weights to a GPU layer by layer and needs CUDA",
+                       "on the CPU use --offload stream (or model) to lower RAM")
+
+
+def stream_needs_safetensors() -> ConfigError:
+    """The one wording of this refusal (the runtime and the placement raise it)."""
+    return ConfigError("--offload stream on the CPU reads DiT blocks from a safetensors file",
+                       "give --model a diffusers folder with .safetensors weights (see models.save)")
+
+
 def _check(plan) -> None:
     if plan.offload not in OFFLOADS:
         raise ConfigError(f"unknown offload {plan.offload!r}", f"use one of {', '.join(OFFLOADS)}")
@@ -24,8 +36,7 @@ def _check_device(plan, device_type: str) -> None:
         raise ConfigError("fp8 with --offload stream saves nothing on the CPU (each block is read from the file for "
                           "its step)", "use --precision bf16 --offload stream, or fp8 with --offload none/model")
     if plan.offload == "sequential" and device_type != "cuda":
-        raise ConfigError("--offload sequential moves weights to a GPU layer by layer and needs CUDA",
-                          "on the CPU use --offload stream (or model) to lower RAM")
+        raise sequential_needs_cuda()
 
 
 def _estimate(e, plan, s, device_type: str, batch: int) -> None:
