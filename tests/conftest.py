@@ -43,7 +43,7 @@ def tiny_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_onnx_dir(tmp_path_factory, worker_id, _tiny_models_built):
+def tiny_onnx_dir(tmp_path_factory, request, _tiny_models_built):
     """The tiny models exported once (fp32, every graph) for every test that reads graphs: read-only by contract
     (a test that changes a graph copies the folder first). Under pytest-xdist the workers share one export (made by
     the first worker that asks, under a file lock, in this run's own temporary folder)."""
@@ -55,7 +55,7 @@ def tiny_onnx_dir(tmp_path_factory, worker_id, _tiny_models_built):
 
     from diver_lite.export.onnx import export_models
 
-    if worker_id == "master":       # not under xdist: this session's own folder
+    if not hasattr(request.config, "workerinput"):     # not an xdist worker (-n 0, or no xdist): its own folder
         folder = tmp_path_factory.mktemp("onnx-fp32")
         export_models(copy.deepcopy(_tiny_models_built), folder, "fp32")
         return folder

@@ -110,7 +110,7 @@ step budget-4gb 120 cuda $TP --plans "" --budget 4 --cap 4 --batches 1,64 --time
 # 7. Low-bit and streaming plans.
 step low-bit 200 cuda $TP --plans fp8,nf4,int8,fp8-compute,bf16+offload-stream --batches 1,8 --budget 0 --timeout 38
 # 8. The GPU tests, skips with their reasons.
-step gpu-tests 150 cuda bash -c "$PY -m pytest -m gpu -rs -q -p no:cacheprovider tests/test_runtime_gpu.py > '$PYTEST_LOG' 2>&1; rc=\$?; tail -25 '$PYTEST_LOG'; exit \$rc"
+step gpu-tests 150 cuda bash -c "$PY -m pytest -o addopts= -m gpu -rs -q -p no:cacheprovider tests/test_runtime_gpu.py > '$PYTEST_LOG' 2>&1; rc=\$?; tail -25 '$PYTEST_LOG'; exit \$rc"
 
 {
   echo "# GPU check, $(date -u +%Y-%m-%d) ($(left)s of ${DEADLINE}s left at the end)"
