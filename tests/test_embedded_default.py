@@ -71,6 +71,16 @@ PARITY = {"t_init": 20, "steps": 20}
 
 
 @pytest.fixture(scope="module")
+def predd_reference(real_images):
+    """The embedded prior's fp32 engine recovering the real images with PReDD's DM IPC 1 settings: the reference of
+    every lower-precision plan below (made once)."""
+    from diver_lite.core.config import RecoverConfig
+    from diver_lite.pipeline.engine import EngineSpec, build_engine
+
+    return _run(build_engine(EngineSpec(device="cpu")), *real_images, RecoverConfig.from_preset("dm", 1, "predd"))
+
+
+@pytest.fixture(scope="module")
 def torch_reference(default_backend, real_images):
     """The embedded prior's fp32 torch recovery that every ONNX Runtime precision is compared with (made once)."""
     from diver_lite.core.config import RecoverConfig
@@ -91,7 +101,7 @@ def test_onnxruntime_matches_torch_on_the_embedded_default(tmp_path, default_bac
     assert psnr(ours, torch_reference) >= min_psnr, psnr(ours, torch_reference)
 
 
-def test_bf16_stays_close_to_fp32(tmp_path, real_images):
+def test_bf16_stays_close_to_fp32(tmp_path, real_images, predd_reference):
     """Issue #4's fidelity bar for bf16 (>= 35 dB), on real weights; fp16 is refused on the CPU."""
     from diver_lite.core.config import RecoverConfig
     from diver_lite.errors import ConfigError
@@ -101,14 +111,13 @@ def test_bf16_stays_close_to_fp32(tmp_path, real_images):
     config = RecoverConfig.from_preset("dm", 1, "predd")
     bf16 = build_engine(EngineSpec(device="cpu", precision="bf16"))
     assert bf16.describe()["dtype"] == "bfloat16"
-    ref = _run(build_engine(EngineSpec(device="cpu")), x, y, config)
-    assert psnr(_run(bf16, x, y, config), ref) >= 35
+    assert psnr(_run(bf16, x, y, config), predd_reference) >= 35
     with pytest.raises(ConfigError, match="bf16"):
         build_engine(EngineSpec(device="cpu", precision="fp16"))
 
 
 @pytest.mark.parametrize("plan", ["fp8", "fp8+offload-model", "fp8+keep-modulation"])
-def test_fp8_storage_stays_close_to_fp32_and_holds_a_byte_per_weight(real_images, plan):
+def test_fp8_storage_stays_close_to_fp32_and_holds_a_byte_per_weight(real_images, predd_reference, plan):
     """#15's bar for fp8 storage (>= 35 dB PSNR against fp32, embedded default); the block linears are float8."""
     import torch
 
@@ -123,5 +132,5 @@ def test_fp8_storage_stays_close_to_fp32_and_holds_a_byte_per_weight(real_images
     assert block.ff.net[2].weight.dtype == torch.float8_e4m3fn
     assert block.norm1.linear.weight.dtype == (torch.bfloat16 if "keep" in plan else torch.float8_e4m3fn)
     assert fp8.describe()["quantized_layers"] > 0 and fp8.denoiser.fallback is None
-    ref = _run(build_engine(EngineSpec(device="cpu")), x, y, config)
-    assert psnr(_run(fp8, x, y, config), ref) >= 35, psnr(_run(fp8, x, y, config), ref)
+    fidelity = psnr(_run(fp8, x, y, config), predd_reference)
+    assert fidelity >= 35, fidelity
