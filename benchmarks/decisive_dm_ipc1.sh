@@ -5,6 +5,7 @@
 # restored from, and copied back to, docs/results/decisive_dm_ipc1/ (commit that folder to keep them).
 #   OMP_NUM_THREADS=1 JOBS=2 bash benchmarks/decisive_dm_ipc1.sh          # ~6 h on two cores
 #   SETS="A" bash benchmarks/decisive_dm_ipc1.sh                           # one stage-1 set only
+# (with the project's virtual environment active: `python` is its interpreter)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -15,6 +16,14 @@ SEEDS=15
 SETS=${SETS:-A B}
 STUDENTS=convnet,vit,efficientnet,shufflenetv2,mobilenetv2,resnet18
 mkdir -p "$R/A" "$R/B" "$KEEP"
+# diver-lite runs from a frozen copy of the package (the committed tree when it was first made), so that editing the
+# checkout while the evaluations run for hours can neither change nor break them. -P: the working directory (the
+# live checkout) is not put before it on sys.path.
+FROZEN="$(pwd)/$R/.frozen"
+if [ ! -f "$FROZEN/diver_lite/__init__.py" ]; then
+  rm -rf "$FROZEN" && mkdir -p "$FROZEN" && git archive HEAD diver_lite | tar -x -C "$FROZEN"
+fi
+diver-lite() { PYTHONPATH="$FROZEN" python -P -m diver_lite.cli.main "$@"; }
 [ -f "$R/A/dm.pt" ] || cp examples/demo_dm_ipc1.pt "$R/A/dm.pt"
 # Set B as the protocol defined it (distilled before the validation split was held out of stage 1 by default).
 case " $SETS " in *" B "*) [ -f "$R/B/dm.pt" ] || diver-lite distill -o "$R/B/dm.pt" --ipc 1 --seed 1 --include-validation ;; esac
