@@ -58,6 +58,22 @@ def test_the_model_options_are_one_declaration_shared_by_every_command_that_load
             assert option.default is None and meta["help"] in option.help, (command, name)
 
 
+def test_the_engine_options_of_recover_are_engine_spec_fields():
+    """--backend, --device, --onnx, --onnx-graph, --provider and --ort-sessions are EngineSpec's fields (help and
+    choices from one declaration; not given = EngineSpec's default)."""
+    from diver_lite.pipeline.engine import RUN_ENGINE_FIELDS, EngineSpec
+
+    for f in fields(EngineSpec):
+        if f.name not in RUN_ENGINE_FIELDS:
+            continue
+        meta, option = f.metadata["cli"], command_option("recover", f.name)
+        assert option.default is None and meta["help"] in option.help, f.name
+        if meta["choices"] is not None:
+            assert list(option.type.choices) == list(meta["choices"]), f.name
+    assert command_option("recover", "onnx_dir").opts == ["--onnx"]
+    assert command_option("profile", "device").default is None
+
+
 def test_help_lists_the_options_under_their_sections_in_order():
     text = run("recover", "--help").output
     titles = [line.rstrip(":") for line in text.splitlines() if line.rstrip(":") in SECTIONS]

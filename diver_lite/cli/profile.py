@@ -31,8 +31,7 @@ Outputs: profile.json, profile.md, profile.png.
 @click.command(cls=SectionedCommand, epilog=EXAMPLE, context_settings={"show_default": True})
 @click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
 @section_option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Report folder.", section=IO)
-@dataclass_options(EngineSpec, only=("model", "vae"))
-@section_option("--device", default="auto", help="auto, cpu, cuda or cuda:N.", section=MODEL)
+@dataclass_options(EngineSpec, only=("model", "vae", "device"))
 @section_option("--plans", default=None, section=MEMORY,
                 help="Comma-separated plans to compare with fp32.  [default: bf16, int8, bf16+offload-model, "
                 "bf16+offload-stream on CPU; fp16, bf16, int8 and the offloads on CUDA]")
@@ -70,6 +69,7 @@ def profile(input_path, out, model, vae, device, plans, num_images, layout, subs
     from diver_lite.models.open import open_models
 
     config = RecoverConfig(**given(RecoverConfig, recovery), batch_size=batch_size)   # the same for every plan
+    device = device or EngineSpec.device          # not given: EngineSpec's default (auto)
     dev = resolve_device(device).type
     plan_list = [parse_plan(p) for p in (plans.split(",") if plans else DEFAULT_PLANS[dev]) if p.strip()]
     if not plan_list:

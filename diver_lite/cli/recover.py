@@ -15,7 +15,7 @@ from diver_lite.core.config import METHOD_PRESETS, PRESET_TABLES, RecoverConfig
 from diver_lite.core.prepare import PIXEL_SPACES
 from diver_lite.errors import ConfigError, InputError
 from diver_lite.layouts import LAYOUTS
-from diver_lite.pipeline.engine import MODEL_FIELDS, EngineSpec
+from diver_lite.pipeline.engine import MODEL_FIELDS, RUN_ENGINE_FIELDS, EngineSpec
 
 EXAMPLE = """
 \b
@@ -88,23 +88,7 @@ IO, MODEL, RUN = "Input and output", "Model and backend", "Run"
 @section_option("--no-png", is_flag=True, section=IO, help="Skip png/ and grid.png.")
 @section_option("--max-png", type=click.IntRange(min=0), default=1000, section=IO,
                 help="Write PNGs for at most this many images (the grid shows at most 50).")
-@dataclass_options(EngineSpec, only=MODEL_FIELDS)
-@section_option("--backend", type=click.Choice(["torch", "onnxruntime"]), default=None, section=MODEL,
-                help="torch, or ONNX Runtime over graphs from `diver-lite export` (with --onnx).  [default: "
-                "onnxruntime when --onnx is given, else torch]")
-@section_option("--onnx", "onnx_dir", type=click.Path(path_type=Path), default=None, section=MODEL,
-                help="Folder written by `diver-lite export`, for --backend onnxruntime.")
-@section_option("--provider", default=None, metavar="NAME[,NAME]", section=MODEL,
-                help="ONNX Runtime execution providers in order of preference (cpu, cuda, tensorrt, directml, "
-                "coreml, openvino, or full names); each must be installed. Default: from --device.")
-@section_option("--onnx-graph", type=click.Choice(["dit", "guided_step"]), default="dit", section=MODEL,
-                help="With --backend onnxruntime: dit (the sampler calls the DiT) or guided_step (one exported DIVER "
-                "DDIM step per call: the deployed guided denoiser; DDIM only).")
-@section_option("--ort-sessions", type=click.Choice(["lean", "resident"]), default="lean", section=MODEL,
-                help="With --backend onnxruntime: lean holds one graph at a time (encoder, DiT, decoder: the peak is "
-                "the largest graph's, the DiT loads once per batch); resident holds all three.")
-@section_option("--device", default="auto", section=MODEL, help="auto, cpu, cuda, cuda:N or mps (Apple silicon: "
-                "fp16/bf16).")
+@dataclass_options(EngineSpec, only=MODEL_FIELDS + RUN_ENGINE_FIELDS)
 @optgroup_runtime
 @section_option("--method", type=click.Choice(sorted(METHOD_PRESETS)), default=None, section="Recovery",
                 help="Distillation method: takes its preset for --ipc (see --presets); an option given on the "
@@ -172,10 +156,8 @@ def recover(ctx, **params):
             click.echo(msg, err=True)
     with stop_after_batch_on_sigint(log) as should_stop:
         try:
-            engine = EngineSpec(backend=backend, model=p["model"], vae=p["vae"], device=p["device"],
-                                onnx_dir=p["onnx_dir"], onnx_graph=p["onnx_graph"], provider=p["provider"],
-                                timestep_embedding=p["timestep_embedding"], ort_sessions=p["ort_sessions"],
-                                auto_batch=batch_size == "auto", **runtime_from_options(runtime_options, backend))
+            engine = EngineSpec(**{**given(EngineSpec, p), "backend": backend}, auto_batch=batch_size == "auto",
+                                **runtime_from_options(runtime_options, backend))
             options = RunOptions(layout=p["layout"], pixel_space=pixel_space, experiment=p["experiment"],
                                  zca=p["zca"], subset=p["subset"], class_map=_class_map(p["class_map"]),
                                  resume=p["resume"], overwrite=p["overwrite"], write_pngs=not p["no_png"],

@@ -10,6 +10,8 @@ from diver_lite.options import option
 
 BACKENDS = ("torch", "onnxruntime")
 MODEL_FIELDS = ("model", "vae", "timestep_embedding")    # what every command that loads a model takes
+# What recover takes besides (the plan's own options come from the memory tactics, cli/runtime_options.py).
+RUN_ENGINE_FIELDS = ("backend", "device", "onnx_dir", "onnx_graph", "provider", "ort_sessions")
 
 
 @dataclass(frozen=True)
@@ -20,14 +22,17 @@ class EngineSpec:
     `timestep_embedding`: "dit"/"diffusers" overrides what the model records. ONNX Runtime: `onnx_dir`, its
     `onnx_graph` (dit or guided_step) and `provider` names."""
 
-    backend: str = "torch"
+    backend: str = option("torch", "torch, or ONNX Runtime over graphs from `diver-lite export` (with --onnx).",
+                          choices=BACKENDS, section="Model and backend",
+                          shown_default="onnxruntime when --onnx is given, else torch")
     model: object = option(None, "Diffusers DiT folder, original DiT .pt, repo id (downloaded once, then cached; "
                            "HF_HUB_OFFLINE=1: the cache only), or tiny-random (random weights).",
                            section="Model and backend", shown_default="the embedded Fashion-MNIST prior")
     vae: str | os.PathLike | None = option(None, "AutoencoderKL folder or repo id (with an original .pt; default "
                                            "there: stabilityai/sd-vae-ft-mse).", section="Model and backend",
                                            shown_default="the model folder's vae/")
-    device: str = "auto"
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps (Apple silicon: fp16/bf16).",
+                         section="Model and backend")
     precision: str = "fp32"
     plan: object = None
     budget_gb: float | str | None = None      # GB, or "auto": the device's free memory (memory.budget)
@@ -37,10 +42,18 @@ class EngineSpec:
                                             "(Meta's DiT-XL/2: /128) or diffusers (/127).",
                                             choices=("dit", "diffusers"), section="Model and backend",
                                             shown_default="what the model folder records; none recorded: dit")
-    onnx_dir: str | os.PathLike | None = None
-    onnx_graph: str = "dit"
-    provider: str | None = None
-    ort_sessions: str = "lean"                # ONNX Runtime: one graph held at a time, or "resident"
+    onnx_dir: str | os.PathLike | None = option(None, "Folder written by `diver-lite export`, for --backend "
+                                                "onnxruntime.", flag="--onnx", section="Model and backend",
+                                                metavar="PATH")
+    onnx_graph: str = option("dit", "With --backend onnxruntime: dit (the sampler calls the DiT) or guided_step (one "
+                             "exported DIVER DDIM step per call: the deployed guided denoiser; DDIM only).",
+                             choices=("dit", "guided_step"), section="Model and backend")
+    provider: str | None = option(None, "ONNX Runtime execution providers in order of preference (cpu, cuda, "
+                                  "tensorrt, directml, coreml, openvino, or full names); each must be installed.",
+                                  metavar="NAME[,NAME]", section="Model and backend", shown_default="from --device")
+    ort_sessions: str = option("lean", "With --backend onnxruntime: lean holds one graph at a time (encoder, DiT, "
+                               "decoder: the peak is the largest graph's, the DiT loads once per batch); resident "
+                               "holds all three.", choices=("lean", "resident"), section="Model and backend")
 
     def __post_init__(self):
         """The same one-line errors from Python as from the command line, before anything loads or is written."""
