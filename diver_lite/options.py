@@ -12,7 +12,8 @@ def option(default=MISSING, help: str = "", *, flag: str | None = None, choices=
            maximum=None, metavar: str | None = None, kind: str | None = None, section: str = "Recovery",
            shown_default: str | None = None):
     """A dataclass field with a command-line option. `flag`: the option's name (default: --field-name); `kind`:
-    "window" (LOW:HIGH), "int-choice" (choices given as numbers), "pair" (a --x/--no-x switch for a bool);
+    "window" (LOW:HIGH), "int-choice" (choices given as numbers), "pair" (a --x/--no-x switch for a bool), "flag"
+    (a switch that is off unless given);
     `shown_default`: the default as --help states it (default: the field's)."""
     if section not in SECTIONS:
         raise ValueError(f"unknown section {section!r}")

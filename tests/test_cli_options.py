@@ -74,6 +74,24 @@ def test_the_engine_options_of_recover_are_engine_spec_fields():
     assert command_option("profile", "device").default is None
 
 
+def test_the_run_options_of_recover_are_run_options_fields():
+    """--layout, --experiment, --subset, --max-png, --resume and --overwrite are RunOptions' fields: the same
+    choices, ranges and defaults from the command line and from Python (--max-png 1000 in both)."""
+    from diver_lite.layouts import LAYOUTS
+    from diver_lite.pipeline.run import RunOptions
+
+    declared = {f.name: f for f in fields(RunOptions) if "cli" in f.metadata}
+    assert set(declared) == {"layout", "experiment", "subset", "max_png", "resume", "overwrite"}
+    for name, f in declared.items():
+        option = command_option("recover", name)
+        assert f.metadata["cli"]["help"] in option.help, name
+    assert list(command_option("recover", "layout").type.choices) == list(LAYOUTS)
+    experiment = command_option("recover", "experiment").type           # `int | None`: an integer option
+    assert isinstance(experiment, click.IntRange) and experiment.min == 0
+    assert command_option("recover", "resume").is_flag and RunOptions().max_png == 1000
+    assert "[default: 1000]" in command_option("recover", "max_png").help
+
+
 def test_help_lists_the_options_under_their_sections_in_order():
     text = run("recover", "--help").output
     titles = [line.rstrip(":") for line in text.splitlines() if line.rstrip(":") in SECTIONS]

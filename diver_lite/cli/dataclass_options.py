@@ -5,6 +5,7 @@ help, type, choices and range; every such option defaults to None ("not given"),
 files can fill what the command line leaves out (`given`). `SectionedCommand` prints the options under the
 sections of diver_lite.options.SECTIONS."""
 
+import typing
 from dataclasses import fields
 
 import click
@@ -53,6 +54,8 @@ def _window(ctx, param, value):
 def _click_type(meta: dict, py_type):
     if meta["choices"] is not None:
         return click.Choice([str(c) for c in meta["choices"]])
+    args = [a for a in typing.get_args(py_type) if a is not type(None)]     # `int | None` is an int option
+    py_type = args[0] if len(args) == 1 else py_type
     base = {"int": int, "float": float}.get(getattr(py_type, "__name__", str(py_type)), None)
     if base is int:
         return click.IntRange(min=meta["min"], max=meta["max"])
@@ -75,6 +78,10 @@ def field_options(cls, exclude: tuple[str, ...] = (), only: tuple[str, ...] | No
         if meta["kind"] == "pair":
             out.append(([f"{flag}/--no-{flag[2:]}", f.name], {"default": None, "help": help_text,
                                                               "section": meta["section"]}))
+            continue
+        if meta["kind"] == "flag":          # a switch that is off unless given
+            out.append(([flag, f.name], {"is_flag": True, "default": False, "help": meta["help"],
+                                         "section": meta["section"]}))
             continue
         extra = {"callback": _window} if meta["kind"] == "window" else {"type": _click_type(meta, f.type)}
         out.append(([flag, f.name], {"default": None, "help": help_text, "metavar": meta["metavar"],

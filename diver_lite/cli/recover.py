@@ -14,8 +14,8 @@ from diver_lite.cli.runtime_options import (BATCH_SIZE, RUNTIME_HELP, optgroup_r
 from diver_lite.core.config import METHOD_PRESETS, PRESET_TABLES, RecoverConfig
 from diver_lite.core.prepare import PIXEL_SPACES
 from diver_lite.errors import ConfigError, InputError
-from diver_lite.layouts import LAYOUTS
 from diver_lite.pipeline.engine import MODEL_FIELDS, RUN_ENGINE_FIELDS, EngineSpec
+from diver_lite.pipeline.run import RunOptions
 
 EXAMPLE = """
 \b
@@ -65,8 +65,7 @@ IO, MODEL, RUN = "Input and output", "Model and backend", "Run"
 @section_option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None, section=IO,
                 help="Settings from a TOML file (a run's run.toml repeats that run): the command line wins over "
                 "the file, the file over --method's preset, the preset over the defaults.")
-@section_option("--layout", type=click.Choice(LAYOUTS), default=None, section=IO,
-                help="Input layout; detected when omitted.")
+@dataclass_options(RunOptions, only=("layout", "experiment", "subset", "max_png", "resume", "overwrite"))
 @section_option("--pixel-space", type=click.Choice(PIXEL_SPACES + ("zca",)), default=None, section=IO,
                 help="Pixel space of the stored images: unit [0,1], symmetric [-1,1], or normalised with a named "
                 "mean/std (imagenet; glad-imagenet for GLaD's sets; cifar10, cifar100; fashion-mnist, mnist for grey "
@@ -79,15 +78,9 @@ IO, MODEL, RUN = "Input and output", "Model and backend", "Run"
                 help="The whitening of a ZCA set: an .npz with 'mean' [D] and 'transform' [D, D] (kornia "
                 "ZCAWhitening's mean_vector and transform_matrix); the set is recovered un-whitened and whitened "
                 "back.")
-@section_option("--experiment", type=click.IntRange(min=0), default=None, section=IO,
-                help="DM files hold one [X, y] per experiment: recover only entry K (default: every one).")
-@section_option("--subset", default=None, section=IO, help="Built-in ImageNet class map (imagenette, imagewoof, "
-                "imagemeow, imagesquawk, imagefruit, imageyellow) or 'identity'.")
 @section_option("--class-map", type=click.Path(path_type=Path), default=None, section=IO,
                 help="JSON list of DiT class ids, one per local label.")
 @section_option("--no-png", is_flag=True, section=IO, help="Skip png/ and grid.png.")
-@section_option("--max-png", type=click.IntRange(min=0), default=1000, section=IO,
-                help="Write PNGs for at most this many images (the grid shows at most 50).")
 @dataclass_options(EngineSpec, only=MODEL_FIELDS + RUN_ENGINE_FIELDS)
 @optgroup_runtime
 @section_option("--method", type=click.Choice(sorted(METHOD_PRESETS)), default=None, section="Recovery",
@@ -104,8 +97,6 @@ IO, MODEL, RUN = "Input and output", "Model and backend", "Run"
 @section_option("--batch-size", type=BATCH_SIZE, default="4", metavar="N|auto", section=RUN,
                 help="Images per DiT batch; auto: the largest whose estimated peak fits --vram-budget/--ram-budget "
                 "(the VAE sliced if that fits more).")
-@section_option("--resume", is_flag=True, section=RUN, help="Continue an interrupted run in the same -o folder.")
-@section_option("--overwrite", is_flag=True, section=RUN, help="Replace a previous run in the -o folder.")
 @section_option("--shard", default=None, metavar="K/N", section=RUN, help="Recover only shard K of N (0-based). "
                 "Under torchrun or accelerate launch it is read from RANK/WORLD_SIZE; the last shard to finish "
                 "writes the set.")
@@ -120,7 +111,6 @@ def recover(ctx, **params):
     from tqdm import tqdm
 
     from diver_lite.cli.config_file import apply_file, read_config
-    from diver_lite.pipeline.run import RunOptions
     from diver_lite.pipeline.run import recover as run_recover
     from diver_lite.pipeline.run_state import Shard
 
@@ -158,10 +148,9 @@ def recover(ctx, **params):
         try:
             engine = EngineSpec(**{**given(EngineSpec, p), "backend": backend}, auto_batch=batch_size == "auto",
                                 **runtime_from_options(runtime_options, backend))
-            options = RunOptions(layout=p["layout"], pixel_space=pixel_space, experiment=p["experiment"],
-                                 zca=p["zca"], subset=p["subset"], class_map=_class_map(p["class_map"]),
-                                 resume=p["resume"], overwrite=p["overwrite"], write_pngs=not p["no_png"],
-                                 max_png=p["max_png"], shard=_shard(p["shard"]) if p["shard"] else Shard.from_env())
+            options = RunOptions(**given(RunOptions, p), pixel_space=pixel_space, zca=p["zca"],
+                                 class_map=_class_map(p["class_map"]), write_pngs=not p["no_png"],
+                                 shard=_shard(p["shard"]) if p["shard"] else Shard.from_env())
             report = run_recover(p["input_path"], out, config, engine, options, progress=progress, log=log,
                                  should_stop=should_stop)
         finally:

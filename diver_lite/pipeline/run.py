@@ -18,10 +18,11 @@ from diver_lite.core.controls import NO_MODEL
 from diver_lite.core.recovery import StageTimes
 from diver_lite.core.schedule import build_schedule
 from diver_lite.errors import ConfigError
-from diver_lite.layouts import get_layout, read_set
+from diver_lite.layouts import LAYOUTS, get_layout, read_set
 from diver_lite.layouts.files import atomic_write
 from diver_lite.pipeline.batches import recover_batches
 from diver_lite.pipeline.engine import EngineSpec, build_engine, memory_now, numerics, plan_label
+from diver_lite.options import option
 from diver_lite.output_policy import check_output
 from diver_lite.pipeline.identity import model_fingerprint, take_lock
 from diver_lite.pipeline.outputs import write_outputs
@@ -40,16 +41,20 @@ class RunOptions:
     (see layouts.read_set), the DiT classes (`subset` or `class_map`), the output policy, and `shard`: this
     process's share of a multi-process run (the shards resume one another's folder; the last one writes)."""
 
-    layout: str | None = None
+    layout: str | None = option(None, "Input layout.", choices=LAYOUTS, section="Input and output",
+                                shown_default="detected")
     pixel_space: str | None = None
-    experiment: int | None = None
+    experiment: int | None = option(None, "DM files hold one [X, y] per experiment: recover only entry K.",
+                                    minimum=0, section="Input and output", shown_default="every one")
     zca: str | os.PathLike | None = None
-    subset: str | None = None
+    subset: str | None = option(None, "Built-in ImageNet class map (imagenette, imagewoof, imagemeow, imagesquawk, "
+                                "imagefruit, imageyellow) or 'identity'.", section="Input and output")
     class_map: tuple[int, ...] | None = None
-    resume: bool = False
-    overwrite: bool = False
+    resume: bool = option(False, "Continue an interrupted run in the same -o folder.", section="Run", kind="flag")
+    overwrite: bool = option(False, "Replace a previous run in the -o folder.", section="Run", kind="flag")
     write_pngs: bool = True
-    max_png: int | None = None
+    max_png: int | None = option(1000, "Write PNGs for at most this many images (the grid shows at most 50).",
+                                 minimum=0, section="Input and output")      # None: every image
     shard: Shard = Shard()
 
     def __post_init__(self):
