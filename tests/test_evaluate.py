@@ -2,6 +2,7 @@
 
 import json
 
+import click
 import numpy as np
 import pytest
 import torch
@@ -163,6 +164,31 @@ def test_a_set_per_seed_trains_seed_s_on_its_own_set_and_resumes(tmp_path, monke
     again = runner.invoke(cli, ["evaluate", first, template, "-o", str(tmp_path / "ev"), "--resume", *args],
                           catch_exceptions=False)
     assert "(4 kept from before)" in again.output
+    # --seeds A-B evaluates those seeds only (here seed 1, taken from the first evaluation: nothing is trained, and
+    # s0/ is never read: its set is removed first)
+    (tmp_path / "s0" / "set.pt").unlink()
+    later = runner.invoke(cli, ["evaluate", template, "-o", str(tmp_path / "ev1"), "--students", "convnet",
+                                "--seeds", "1-1", "--epochs", "1", "--import-runs", str(tmp_path / "ev" /
+                                                                                        "results.json")],
+                          catch_exceptions=False)
+    assert later.exit_code == 0 and "(1 kept from before)" in later.output, later.output
+    one = json.loads((tmp_path / "ev1" / "results.json").read_text())
+    assert one["config"]["seeds"] == [1] and one["results"][template]["students"]["convnet"]["runs"] == [per_seed[1]]
+
+
+@pytest.mark.parametrize("given, seeds", [("3", (0, 1, 2)), ("5-7", (5, 6, 7)), ("4,2,2", (2, 4)), ("0-0", (0,))])
+def test_seeds_are_a_count_a_range_or_a_list(given, seeds):
+    from diver_lite.cli.evaluate import SeedList
+
+    assert SeedList().convert(given, None, None) == seeds
+
+
+@pytest.mark.parametrize("given", ["0", "7-5", "x", "-3", "1-x", "0-1000"])
+def test_seeds_that_name_no_seed_or_too_many_are_refused_with_the_forms(given):
+    from diver_lite.cli.evaluate import SeedList
+
+    with pytest.raises(click.BadParameter, match="seeds|give N"):
+        SeedList().convert(given, None, None)
 
 
 def test_imagenet_subset_protocol_with_a_local_val_folder(tmp_path):

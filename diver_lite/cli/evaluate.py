@@ -12,6 +12,30 @@ from diver_lite.cli.data_options import max_size_option
 # has them.
 STUDENT_NAMES = ("convnet", "mlp", "lenet", "resnet18", "mobilenetv2", "efficientnet", "shufflenetv2", "vit")
 
+class SeedList(click.ParamType):
+    """--seeds: N (0..N-1), A-B (inclusive) or a comma list, as a sorted tuple of distinct seeds."""
+
+    name = "seeds"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        text = str(value).replace(" ", "")
+        try:
+            if "," in text:
+                seeds = sorted({int(v) for v in text.split(",") if v})
+            elif "-" in text[1:]:
+                low, high = (int(v) for v in text.split("-", 1))
+                seeds = list(range(low, high + 1))
+            else:
+                seeds = list(range(int(text)))
+        except ValueError:
+            self.fail(f"{value!r}: give N, A-B or A,B,... (e.g. 5, 5-9 or 0,2,4)", param, ctx)
+        if not seeds or seeds[0] < 0 or len(seeds) > 1000:
+            self.fail(f"{value!r}: between 1 and 1,000 seeds, none negative", param, ctx)
+        return tuple(seeds)
+
+
 EXAMPLE = """
 \b
 Examples:
@@ -36,7 +60,9 @@ Examples:
               help="Comma-separated: convnet (the proxy), mlp, lenet, resnet18 (width 16), mobilenetv2 (x0.5), "
               "efficientnet (B0-style x0.5), shufflenetv2 (x0.5), vit. The cross-arch score averages vit, "
               "efficientnet, shufflenetv2, mobilenetv2, resnet18 (PReDD's).")
-@click.option("--seeds", type=click.IntRange(min=1, max=1000), default=5, help="Runs per student (seeds 0..N-1).")
+@click.option("--seeds", type=SeedList(), default="5", metavar="N|A-B|A,B,...",
+              help="The student seeds: N (seeds 0..N-1), a range A-B (both included: extends an earlier evaluation "
+              "with --import-runs) or a list.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the protocol's epochs.")
 @click.option("--baseline", type=click.Path(path_type=Path), default=None,
               help="The set the others are compared with, paired by student and seed (mean difference, 95 % "
@@ -96,7 +122,7 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     base = labels[0] if baseline is None else str(baseline)
     if base not in labels:
         raise ConfigError(f"--baseline {base} is not one of the sets", "give one of the SET paths as --baseline")
-    cfg = EvalConfig.from_protocol(protocol, students=names, seeds=tuple(range(seeds)),
+    cfg = EvalConfig.from_protocol(protocol, students=names, seeds=seeds,
                                    **({"epochs": epochs} if epochs else {}))
     imported, imported_keys = imported_runs(import_runs, cfg, split) if import_runs is not None else ({}, {})
     # (label, seed or None, set): a SET with {seed} in its path is read once per student seed.
@@ -131,8 +157,8 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
                              "classes)")
     inputs, keys = {}, {}
     for label, seed, dset in loaded:
-        if seed in (None, 0):
-            click.echo(f"{label}: {len(dset)} images" + (f" (per seed, {seeds} sets)" if seed == 0 else ""),
+        if seed in (None, seeds[0]):
+            click.echo(f"{label}: {len(dset)} images" + (f" (per seed, {len(seeds)} sets)" if seed is not None else ""),
                        err=True)
         x = from_unit(to_unit(dset.images, dset.pixel_space), "imagenet")
         entry = (resize(x if x.shape[1] == 3 else x.repeat(3, axis=1), size, antialias=True), dset.hard_labels)
@@ -145,10 +171,10 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
     mark(out, "evaluate")
     done, keep = kept_runs(out, cfg, keys, test_x, test_y)
     for item, accuracies in imported.items():
-        if item[0] in keys and item[1] in names and item[2] < seeds and item not in done:
+        if item[0] in keys and item[1] in names and item[2] in seeds and item not in done:
             done[item] = accuracies
             keep(item, accuracies)
-    total = len(inputs) * len(names) * seeds
+    total = len(inputs) * len(names) * len(seeds)
     click.echo(f"{total} student runs ({len(done)} kept from before), protocol {protocol} ({cfg.epochs} epochs), "
                f"{jobs} process(es)", err=True)
     short = short_labels(list(inputs))
@@ -184,11 +210,11 @@ def evaluate(sets, out, protocol, students, seeds, epochs, baseline, jobs, data,
 SEED = "{seed}"
 
 
-def _per_seed(path: Path, seeds: int) -> list[tuple[int | None, Path]]:
+def _per_seed(path: Path, seeds: tuple[int, ...]) -> list[tuple[int | None, Path]]:
     """[(None, path)], or for a path with {seed} in it, [(s, the path with s in place of {seed})] for each seed."""
     if SEED not in str(path):
         return [(None, path)]
-    return [(s, Path(str(path).replace(SEED, str(s)))) for s in range(seeds)]
+    return [(s, Path(str(path).replace(SEED, str(s)))) for s in seeds]
 
 
 def short_labels(labels: list[str]) -> dict[str, str]:
