@@ -89,3 +89,46 @@ def test_the_preregistered_analysis_uses_whole_seeds_on_one_cpu_and_holm_over_th
     assert "5 of 15 seeds complete" in text and "cpu2: [4, 5]" in text
     sensitivity = text[text.index("largest single-CPU block, cpu1, seeds [0, 1, 2]"):]
     assert f"| D − R: what the DiT adds over the VAE round trip | {np.mean(by_hand):+.2f}" in sensitivity
+
+
+def test_the_raw_dit_follow_up_pairs_w_with_the_decisive_seeds_of_its_cpu(tmp_path):
+    """benchmarks/followup_analyse.py: the five lowest whole decisive seeds of this CPU are chosen (by number, not
+    by results), W is paired with set A's D and S of those seeds, Holm over the two comparisons."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import decisive_analyse as d
+    import followup_analyse as f
+
+    rng = np.random.default_rng(2)
+    decisive, keep = tmp_path / "decisive", tmp_path / "followup"
+    decisive.mkdir()
+    keep.mkdir()
+    sets, rows = {}, {"A": [], "B": []}
+    shift = {"S": 0.0, "P": 5.0, "R": 5.5, "D": 8.0, "Q": 1.0}
+    for seed in (1, 2, 4, 5, 6, 7):                     # seed 0 and 3 are not whole on this CPU
+        for stage in d.SETS:
+            for arm in d.ARMS:
+                fp = f"{stage}{arm}{seed if arm in d.PER_SEED else ''}"
+                sets[fp] = [stage, arm, seed if arm in d.PER_SEED else None]
+                rows[stage] += [{"setting": "x", "set": fp, "student": s, "seed": seed, "cpu": "cpu1",
+                                 "ema": 40 + shift[arm] + rng.normal(0, 1), "raw": None} for s in d.STUDENTS]
+    (decisive / "sets.json").write_text(json.dumps({"cpu1": sets}))
+    for stage in d.SETS:
+        (decisive / f"runs_{stage}.jsonl").write_text("\n".join(json.dumps(r) for r in rows[stage]) + "\n")
+    assert f.chosen_seeds(decisive, "cpu1") == [1, 2, 4, 5, 6] and f.chosen_seeds(decisive, "cpu2") == []
+    w = [{"setting": "x", "set": f"W{s}", "student": st, "seed": s, "cpu": "cpu1", "ema": 44 + rng.normal(0, 1),
+          "raw": None} for s in (1, 2, 4, 5, 6) for st in d.STUDENTS]
+    (keep / "runs_W.jsonl").write_text("\n".join(json.dumps(r) for r in w) + "\n")
+    text = f.analyse(keep, decisive, "cpu1")
+    assert "Final analysis of the raw-DiT arm: 5 of 5 seeds" in text
+    table = d.scores(d.load_rows(decisive), {s: "cpu1" for s in (1, 2, 4, 5, 6)})
+    ws = f.w_scores(keep, "cpu1")
+    by_hand = [d.score(table[("A", "D", s)]) - d.score(ws[s]) for s in (1, 2, 4, 5, 6)]
+    assert f"| D − W: what inheritance and guidance add over sampling the class | {np.mean(by_hand):+.2f}" in text
+    # the runs the evaluation keeps go to KEEP and come back, this CPU's only
+    state = tmp_path / "runs" / "eval_W" / ".diver-lite" / "runs.jsonl"
+    assert f.copy_rows(keep / "runs_W.jsonl", state, "cpu2") == 0
+    assert f.copy_rows(keep / "runs_W.jsonl", state, "cpu1") == 30 and f.copy_rows(state, keep / "runs_W.jsonl") == 0
