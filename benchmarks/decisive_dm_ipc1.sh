@@ -16,14 +16,7 @@ SEEDS=15
 SETS=${SETS:-A B}
 STUDENTS=convnet,vit,efficientnet,shufflenetv2,mobilenetv2,resnet18
 mkdir -p "$R/A" "$R/B" "$KEEP"
-# diver-lite runs from a frozen copy of the package (the committed tree when it was first made), so that editing the
-# checkout while the evaluations run for hours can neither change nor break them. -P: the working directory (the
-# live checkout) is not put before it on sys.path.
-FROZEN="$(pwd)/$R/.frozen"
-if [ ! -f "$FROZEN/diver_lite/__init__.py" ]; then
-  rm -rf "$FROZEN" && mkdir -p "$FROZEN" && git archive HEAD diver_lite | tar -x -C "$FROZEN"
-fi
-diver-lite() { PYTHONPATH="$FROZEN" python -P -m diver_lite.cli.main "$@"; }
+source benchmarks/frozen.sh      # diver-lite from a frozen copy of the committed package
 [ -f "$R/A/dm.pt" ] || cp examples/demo_dm_ipc1.pt "$R/A/dm.pt"
 # Set B as the protocol defined it (distilled before the validation split was held out of stage 1 by default).
 case " $SETS " in *" B "*) [ -f "$R/B/dm.pt" ] || diver-lite distill -o "$R/B/dm.pt" --ipc 1 --seed 1 --include-validation ;; esac

@@ -14,11 +14,7 @@ STUDENTS=convnet,vit,efficientnet,shufflenetv2,mobilenetv2,resnet18
 SEEDS=$(python benchmarks/followup_analyse.py --seeds)
 mkdir -p "$R/A" "$F"
 [ -f "$R/A/dm.pt" ] || cp examples/demo_dm_ipc1.pt "$R/A/dm.pt"
-FROZEN="$(pwd)/$R/.frozen"      # as in decisive_dm_ipc1.sh: run from a frozen copy of the committed package
-if [ ! -f "$FROZEN/diver_lite/__init__.py" ]; then
-  rm -rf "$FROZEN" && mkdir -p "$FROZEN" && git archive HEAD diver_lite | tar -x -C "$FROZEN"
-fi
-diver-lite() { PYTHONPATH="$FROZEN" python -P -m diver_lite.cli.main "$@"; }
+source benchmarks/frozen.sh      # diver-lite from a frozen copy of the committed package
 
 for s in ${SEEDS//,/ }; do
   out="$R/A/W/seed$s"

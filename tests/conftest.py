@@ -49,19 +49,19 @@ def tiny_onnx_dir(tmp_path_factory, request, _tiny_models_built):
     the first worker that asks, under a file lock, in this run's own temporary folder)."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
+    import contextlib
     import copy
 
     from filelock import FileLock
 
     from diver_lite.export.onnx import export_models
 
-    if not hasattr(request.config, "workerinput"):     # not an xdist worker (-n 0, or no xdist): its own folder
-        folder = tmp_path_factory.mktemp("onnx-fp32")
-        export_models(copy.deepcopy(_tiny_models_built), folder, "fp32")
-        return folder
-    shared = tmp_path_factory.getbasetemp().parent          # this run's folder, above each worker's
-    folder = shared / "onnx-fp32"
-    with FileLock(str(shared / "onnx-fp32.lock")):
+    if hasattr(request.config, "workerinput"):           # an xdist worker: this run's folder, above each worker's
+        shared = tmp_path_factory.getbasetemp().parent
+        folder, lock = shared / "onnx-fp32", FileLock(str(shared / "onnx-fp32.lock"))
+    else:                                                # -n 0, or no xdist: this session's own folder
+        folder, lock = tmp_path_factory.mktemp("onnx-fp32"), contextlib.nullcontext()
+    with lock:
         if not (folder / "manifest.json").is_file():     # written last by export_models
             export_models(copy.deepcopy(_tiny_models_built), folder, "fp32")
     return folder

@@ -12,6 +12,7 @@ from diver_lite.cli.data_options import max_size_option
 # has them.
 STUDENT_NAMES = ("convnet", "mlp", "lenet", "resnet18", "mobilenetv2", "efficientnet", "shufflenetv2", "vit")
 
+
 class SeedList(click.ParamType):
     """--seeds: N (0..N-1), A-B (inclusive) or a comma list, as a sorted tuple of distinct seeds."""
 

@@ -18,6 +18,7 @@ Examples:
 Then: diver-lite recover SET -o OUT --backend onnxruntime --onnx onnx/default
 """
 
+
 @click.command(cls=SectionedCommand, epilog=EXAMPLE, context_settings={"show_default": True})
 @dataclass_options(EngineSpec, only=MODEL_FIELDS)
 @section_option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Folder for the graphs.",

@@ -4,13 +4,14 @@ themselves, so that export's --help, the Python API and their errors come from o
 
 from dataclasses import dataclass
 
+from diver_lite.core.guidance import GUIDANCE_TARGETS as TARGETS
 from diver_lite.errors import ConfigError
 from diver_lite.export.manifest import PRECISIONS
 from diver_lite.options import option
 from diver_lite.registry import module_names
 
 GRAPHS = tuple(module_names("diver_lite.export.graphs"))   # export/graphs/, one file per graph
-GUIDANCE_TARGETS = ("auto", "x0", "xt")
+GUIDANCE_TARGETS = ("auto", *TARGETS)     # auto: what recover uses by default for the model
 
 
 @dataclass(frozen=True)

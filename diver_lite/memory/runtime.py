@@ -49,8 +49,7 @@ def sizes_of(opened: "OpenedModels") -> ModelSizes:
 def build_runtime(opened: "OpenedModels", device: torch.device, plan: RuntimePlan) -> Runtime:
     """The runtime of `plan` on `device` over `opened` (models/open.py), which it fills, casts and places."""
     plan.check_device(device.type)
-    dit_dtype = DTYPES[plan.compute_dtype(device.type)]
-    vae_dtype = DTYPES[plan.vae_dtype(device.type)]
+    dit_dtype, vae_dtype = torch_dtype(plan, device.type), DTYPES[plan.vae_dtype(device.type)]
     models = opened.models
     if not opened.weightless:
         if plan.offload == "stream" and device.type == "cpu":

@@ -9,6 +9,8 @@ from diver_lite.errors import ConfigError
 from diver_lite.options import option
 
 BACKENDS = ("torch", "onnxruntime")
+ONNX_GRAPHS = ("dit", "guided_step")      # what --backend onnxruntime calls per step
+ORT_SESSIONS = ("lean", "resident")
 MODEL_FIELDS = ("model", "vae", "timestep_embedding")    # what every command that loads a model takes
 # What recover takes besides (the plan's own options come from the memory tactics, cli/runtime_options.py).
 RUN_ENGINE_FIELDS = ("backend", "device", "onnx_dir", "onnx_graph", "provider", "ort_sessions")
@@ -47,13 +49,13 @@ class EngineSpec:
                                                 metavar="PATH")
     onnx_graph: str = option("dit", "With --backend onnxruntime: dit (the sampler calls the DiT) or guided_step (one "
                              "exported DIVER DDIM step per call: the deployed guided denoiser; DDIM only).",
-                             choices=("dit", "guided_step"), section="Model and backend")
+                             choices=ONNX_GRAPHS, section="Model and backend")
     provider: str | None = option(None, "ONNX Runtime execution providers in order of preference (cpu, cuda, "
                                   "tensorrt, directml, coreml, openvino, or full names); each must be installed.",
                                   metavar="NAME[,NAME]", section="Model and backend", shown_default="from --device")
     ort_sessions: str = option("lean", "With --backend onnxruntime: lean holds one graph at a time (encoder, DiT, "
                                "decoder: the peak is the largest graph's, the DiT loads once per batch); resident "
-                               "holds all three.", choices=("lean", "resident"), section="Model and backend")
+                               "holds all three.", choices=ORT_SESSIONS, section="Model and backend")
 
     def __post_init__(self):
         """The same one-line errors from Python as from the command line, before anything loads or is written."""
@@ -65,7 +67,7 @@ class EngineSpec:
             if not ok:
                 raise ConfigError(what, fix)
 
-        need(self.backend in ("torch", "onnxruntime"), f"backend={self.backend!r}", "use 'torch' or 'onnxruntime'")
+        need(self.backend in BACKENDS, f"backend={self.backend!r}", "use 'torch' or 'onnxruntime'")
         need(self.model is None or isinstance(self.model, (str, os.PathLike)) or hasattr(self.model, "transformer"),
              f"model={self.model!r} is not a model", "give a folder, a checkpoint path, a repo id, 'tiny-random' or "
              "loaded DiverModels")
@@ -76,8 +78,8 @@ class EngineSpec:
         need(self.backend == "onnxruntime" or self.onnx_dir is None, "onnx_dir is read by the onnxruntime backend, "
              "not by torch", "drop --backend torch to run the graphs (or drop --onnx)")
         need(isinstance(self.device, str), f"device={self.device!r}", "use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
-        need(self.onnx_graph in ("dit", "guided_step"), f"onnx_graph={self.onnx_graph!r}", "use dit or guided_step")
-        need(self.ort_sessions in ("lean", "resident"), f"ort_sessions={self.ort_sessions!r}", "use lean or resident")
+        need(self.onnx_graph in ONNX_GRAPHS, f"onnx_graph={self.onnx_graph!r}", "use dit or guided_step")
+        need(self.ort_sessions in ORT_SESSIONS, f"ort_sessions={self.ort_sessions!r}", "use lean or resident")
         if self.budget_gb is not None and self.budget_gb != "auto":
             ok = isinstance(self.budget_gb, (int, float)) and not isinstance(self.budget_gb, bool) and \
                 math.isfinite(self.budget_gb) and self.budget_gb > 0
@@ -128,7 +130,7 @@ def build_engine(spec: EngineSpec, cfg_channels: int = 3, batch_size: int = 1,
     # Read in the plan's dtype when the plan is known before sizing (a source loaded whole; safetensors are not read
     # here), in fp32 when a budget chooses the plan.
     opened = opened or open_models(spec.model, spec.vae, spec.timestep_embedding,
-                                   dtype=torch_dtype(RuntimePlan(), dev.type) if sized else torch_dtype(plan, dev.type))
+                                   dtype=torch_dtype(RuntimePlan() if sized else plan, dev.type))
     if sized:
         plan, batch = _plan_for_budget(spec, opened, dev, plan, batch_size, log, max_batch)
     runtime = build_runtime(opened, dev, plan)
