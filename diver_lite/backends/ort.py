@@ -11,8 +11,7 @@ from diver_lite.errors import ConfigError, ModelError
 from diver_lite.core.guidance import cfg_denoise
 from diver_lite.backends.ort_sessions import SessionPool, SessionSettings
 from diver_lite.backends.providers import named_providers, precision_advice, providers_for
-from diver_lite.export.manifest import FORMAT, MANIFEST_KEYS   # the exporter's contract (no torch there)
-
+from diver_lite.export.manifest import FORMAT, MANIFEST_KEYS, STEP_GRAPHS, VAE_GRAPHS   # the exporter's contract
 
 
 def read_manifest(folder: Path) -> dict:
@@ -39,7 +38,7 @@ def read_manifest(folder: Path) -> dict:
            or Path(v["file"]).name != v["file"]]
     if bad:
         raise ModelError(f"{path}: graph entries {bad} are not {{'file': NAME, ...}}", "re-run diver-lite export")
-    missing = [g for g in ("dit", "vae_encoder", "vae_decoder") if g not in graphs
+    missing = [g for g in ("dit", *VAE_GRAPHS) if g not in graphs
                or not (folder / graphs[g]["file"]).is_file()]
     if missing:
         raise ModelError(f"{folder} lacks the graphs {', '.join(missing)}", "re-run diver-lite export")
@@ -61,8 +60,8 @@ class OrtBackend:
         if not folder.is_dir():
             raise ModelError(f"ONNX folder {folder} does not exist", "run diver-lite export first")
         self.manifest = m = read_manifest(folder)
-        if graph not in ("dit", "guided_step"):
-            raise ConfigError(f"unknown ONNX graph {graph!r}", "use dit or guided_step")
+        if graph not in STEP_GRAPHS:
+            raise ConfigError(f"unknown ONNX graph {graph!r}", f"use {' or '.join(STEP_GRAPHS)}")
         if graph == "guided_step":
             if "guided_step" not in m["graphs"] or not (folder / m["graphs"]["guided_step"]["file"]).is_file():
                 raise ModelError(f"{folder} has no guided_step graph", "export it: diver-lite export --graphs "
@@ -76,7 +75,7 @@ class OrtBackend:
         providers = named_providers(provider) if provider else providers_for(device)
         threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or None
         settings = settings or SessionSettings(threads=threads)
-        self.sessions = SessionPool(folder, m["graphs"], ("vae_encoder", graph, "vae_decoder"), providers, sessions,
+        self.sessions = SessionPool(folder, m["graphs"], (VAE_GRAPHS[0], graph, VAE_GRAPHS[1]), providers, sessions,
                                     settings)
         expected = {"dit": [m["latent_channels"], m["latent_size"], m["latent_size"]],
                     "vae_encoder": [3, m["image_size"], m["image_size"]],

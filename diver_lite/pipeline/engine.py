@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from diver_lite.errors import ConfigError
+from diver_lite.export.manifest import STEP_GRAPHS as ONNX_GRAPHS   # what --backend onnxruntime calls per step
 from diver_lite.options import option
 
 BACKENDS = ("torch", "onnxruntime")
-ONNX_GRAPHS = ("dit", "guided_step")      # what --backend onnxruntime calls per step
 ORT_SESSIONS = ("lean", "resident")
 MODEL_FIELDS = ("model", "vae", "timestep_embedding")    # what every command that loads a model takes
 # What recover takes besides (the plan's own options come from the memory tactics, cli/runtime_options.py).
@@ -78,7 +78,7 @@ class EngineSpec:
         need(self.backend == "onnxruntime" or self.onnx_dir is None, "onnx_dir is read by the onnxruntime backend, "
              "not by torch", "drop --backend torch to run the graphs (or drop --onnx)")
         need(isinstance(self.device, str), f"device={self.device!r}", "use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
-        need(self.onnx_graph in ONNX_GRAPHS, f"onnx_graph={self.onnx_graph!r}", "use dit or guided_step")
+        need(self.onnx_graph in ONNX_GRAPHS, f"onnx_graph={self.onnx_graph!r}", f"use {' or '.join(ONNX_GRAPHS)}")
         need(self.ort_sessions in ORT_SESSIONS, f"ort_sessions={self.ort_sessions!r}", "use lean or resident")
         if self.budget_gb is not None and self.budget_gb != "auto":
             ok = isinstance(self.budget_gb, (int, float)) and not isinstance(self.budget_gb, bool) and \
@@ -111,8 +111,6 @@ def build_engine(spec: EngineSpec, cfg_channels: int = 3, batch_size: int = 1,
     memory runtime, which places it."""
     if spec.backend == "onnxruntime":
         return _ort_engine(spec, cfg_channels)
-    if spec.backend != "torch":
-        raise ConfigError(f"unknown backend {spec.backend!r}", f"use one of {', '.join(BACKENDS)}")
     if spec.provider is not None:
         raise ConfigError("--provider chooses ONNX Runtime's execution providers", "use it with --backend onnxruntime")
     from diver_lite.backends.torch_backend import TorchBackend
