@@ -132,3 +132,38 @@ def test_the_raw_dit_follow_up_pairs_w_with_the_decisive_seeds_of_its_cpu(tmp_pa
     state = tmp_path / "runs" / "eval_W" / ".diver-lite" / "runs.jsonl"
     assert f.copy_rows(keep / "runs_W.jsonl", state, "cpu2") == 0
     assert f.copy_rows(keep / "runs_W.jsonl", state, "cpu1") == 30 and f.copy_rows(state, keep / "runs_W.jsonl") == 0
+
+
+def test_the_mtt_follow_up_runs_the_same_analysis_on_its_one_stage_1_set(tmp_path):
+    """benchmarks/followup_mtt_analyse.py: the decisive analysis with one stage-1 set (M) and n = 5: a seed is whole
+    with its 30 runs, d_s is set M's own difference, and the tables have one column per set, no pooled one."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import decisive_analyse as d
+    import followup_mtt_analyse as m
+
+    rng = np.random.default_rng(3)
+    sets, rows = {}, []
+    shift = {"S": 0.0, "P": 4.0, "R": 4.5, "D": 6.0, "Q": 2.0}
+    for arm in d.ARMS:
+        for seed in range(3):
+            fp = f"M{arm}{seed if arm in d.PER_SEED else ''}"
+            sets[fp] = ["M", arm, seed if arm in d.PER_SEED else None]
+            for student in d.STUDENTS[:5] if (seed, arm) == (2, "D") else d.STUDENTS:     # seed 2 lacks one run
+                rows.append({"setting": "x", "set": fp, "student": student, "seed": seed, "cpu": "cpu1",
+                             "ema": 40 + shift[arm] + rng.normal(0, 1), "raw": None})
+    (tmp_path / "sets.json").write_text(json.dumps({"cpu1": sets}))
+    (tmp_path / "runs_M.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    loaded = d.load_rows(tmp_path, m.MTT)
+    assert d.whole_seeds(loaded, m.MTT) == {0: "cpu1", 1: "cpu1"} and d.load_rows(tmp_path) == []
+    text = d.analyse(tmp_path, m.MTT)
+    assert "INTERIM analysis: 2 of 5 seeds complete (60 of 150 runs)" in text
+    assert "| arm | M: score | ConvNet M |" in text and "| comparison | set M |" in text and "B only" not in text
+    assert "## The pre-declared comparisons (the follow-up's, secondary; Holm over the four)" in text
+    table = d.scores(loaded, {0: "cpu1", 1: "cpu1"})
+    by_hand = [d.score(table[("M", "D", s)]) - d.score(table[("M", "R", s)]) for s in (0, 1)]
+    assert f"| D − R: what the DiT adds over the VAE round trip | {np.mean(by_hand):+.2f}" in text
+    assert d.set_path(tmp_path, "M", "D", 4, m.MTT) == tmp_path / "M" / "D" / "seed4" / "mtt"
